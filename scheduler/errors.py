@@ -1,0 +1,75 @@
+"""The scheduler's error family; each error knows the HTTP code and Status reason it maps to."""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base of every error the API turns into a `Status` body."""
+
+    http_status = 500
+    reason = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidError(SchedulerError):
+    """The request names a field whose value we cannot accept."""
+
+    http_status = 422
+    reason = "Invalid"
+
+
+class BadRequestError(SchedulerError):
+    http_status = 400
+    reason = "BadRequest"
+
+
+class NotFoundError(SchedulerError):
+    http_status = 404
+    reason = "NotFound"
+
+
+class MethodNotAllowedError(SchedulerError):
+    http_status = 405
+    reason = "MethodNotAllowed"
+
+
+class ConflictError(SchedulerError):
+    http_status = 409
+    reason = "Conflict"
+
+
+class PayloadTooLargeError(SchedulerError):
+    http_status = 413
+    reason = "RequestEntityTooLarge"
+
+
+class NotReadyError(SchedulerError):
+    """The scheduler cannot answer truthfully yet (its view of the cluster has not synced)."""
+
+    http_status = 503
+    reason = "ServiceUnavailable"
+
+
+class BackendUnavailableError(SchedulerError):
+    """The backend (the Kubernetes API server) could not be reached or failed."""
+
+    http_status = 503
+    reason = "ServiceUnavailable"
+
+
+class BackendError(SchedulerError):
+    """The backend answered with an error that is not the client's fault."""
+
+
+class ResourceExpiredError(SchedulerError):
+    """A watch asked for history the backend no longer has (HTTP 410): relist."""
+
+    http_status = 410
+    reason = "Expired"
+
+
+class ConfigError(Exception):
+    """A setting or the radixconfig is wrong; the message names the source and the field."""
