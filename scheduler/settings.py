@@ -1,0 +1,144 @@
+"""Runtime settings from flags and environment variables (flags win), resolved against the
+radixconfig. `environ` is injectable so tests never touch `os.environ`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scheduler.errors import ConfigError
+from scheduler.radixconfig import (
+    JobDefinition,
+    load_radixconfig,
+    resolve_job,
+)
+
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# flag, environment variable, settings field
+_SOURCES: tuple[tuple[str, str | None, str], ...] = (
+    ("--config", "RADIX_CONFIG_FILE", "config_file"),
+    ("--job", "RADIX_COMPONENT", "job"),
+    ("--environment", "RADIX_ENVIRONMENT", "environment"),
+    ("--app", "RADIX_APP", "app"),
+    ("--namespace", "SCHEDULER_NAMESPACE", "namespace"),
+    ("--port", "SCHEDULER_PORT", "port"),
+    ("--kubeconfig", "KUBECONFIG", "kubeconfig"),
+    ("--history-limit", "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT", "history_limit"),
+    ("--log-level", "LOG_LEVEL", "log_level"),
+    ("--host", "SCHEDULER_HOST", "host"),
+    ("--shutdown-timeout", "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds"),
+)
+_NAME_OF_FIELD = {field: env or flag for flag, env, field in _SOURCES}
+
+
+class RawSettings(BaseModel):
+    """What the operator typed, validated field by field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config_file: Path
+    job: Annotated[str, Field(min_length=1)]
+    environment: Annotated[str, Field(min_length=1)]
+    app: str | None = None
+    namespace: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    kubeconfig: Path | None = None
+    history_limit: Annotated[int, Field(ge=1)] = 10
+    log_level: LogLevel = "INFO"
+    host: str = "0.0.0.0"
+    shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 25.0
+
+
+class Settings(BaseModel):
+    """Everything the process needs, with every default resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    definition: JobDefinition
+    config_file: Path
+    namespace: str
+    host: str
+    port: int
+    kubeconfig: Path | None
+    history_limit: int
+    log_level: LogLevel
+    shutdown_timeout_seconds: float
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="job-scheduler",
+        description="Serve the Radix job-scheduler API for one job in one environment.",
+    )
+    for flag, env, field in _SOURCES:
+        parser.add_argument(flag, dest=field, default=None, help=f"env {env}" if env else None)
+    return parser
+
+
+def _raw_values(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    flags = vars(_parser().parse_args(list(argv)))
+    values: dict[str, str] = {}
+    for _flag, env, field in _SOURCES:
+        if flags.get(field) is not None:
+            values[field] = flags[field]
+        elif env and environ.get(env):
+            values[field] = environ[env]
+    if "log_level" in values:
+        values["log_level"] = values["log_level"].upper()
+    # KUBECONFIG may list several files; the first one is the one we read.
+    if "kubeconfig" in values:
+        values["kubeconfig"] = values["kubeconfig"].split(":")[0]
+    return values
+
+
+def _describe_settings_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "settings"
+        lines.append(f"setting {_NAME_OF_FIELD.get(field, field)}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _pod_namespace(namespace_file: Path) -> str | None:
+    try:
+        return namespace_file.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def load_settings(
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE_FILE,
+) -> Settings:
+    """Raise ConfigError with one line per problem naming the setting or config field."""
+    try:
+        raw = RawSettings.model_validate(_raw_values(argv, environ))
+    except ValidationError as exc:
+        raise ConfigError(_describe_settings_error(exc)) from exc
+    application = load_radixconfig(raw.config_file)
+    definition = resolve_job(application, raw.job, raw.environment, str(raw.config_file))
+    if raw.app and raw.app != definition.app:
+        definition = definition.model_copy(update={"app": raw.app})
+    namespace = (
+        raw.namespace
+        or _pod_namespace(namespace_file)
+        or f"{definition.app}-{definition.environment}"
+    )
+    return Settings(
+        definition=definition,
+        config_file=raw.config_file,
+        namespace=namespace,
+        host=raw.host,
+        port=raw.port or definition.scheduler_port,
+        kubeconfig=raw.kubeconfig,
+        history_limit=raw.history_limit,
+        log_level=raw.log_level,
+        shutdown_timeout_seconds=raw.shutdown_timeout_seconds,
+    )
