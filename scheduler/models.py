@@ -1,0 +1,333 @@
+"""Wire models: request and response bodies of the v1 API. Their names, field names and types are
+Radix's swagger definitions; `swagger.json` is generated from these classes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+)
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+# Swagger 2.0 integer formats, as in Radix's definitions (generated clients pick types from them).
+Int32 = Annotated[int, Field(json_schema_extra={"format": "int32"})]
+Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
+
+
+class _Wire(BaseModel):
+    # Clients written for Radix send fields we may not know yet; like Radix (Go's encoding/json)
+    # we ignore them rather than fail.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class EnvVars(RootModel[dict[str, str]]):
+    """EnvVars Map of environment variables in the form '<envvarname>: <value>'"""
+
+
+class ResourceList(RootModel[dict[str, str]]):
+    """Resource quantities by name, e.g. {"cpu": "500m", "memory": "256Mi"}"""
+
+
+class Resources(_Wire):
+    """Resources describes the compute resource requirements."""
+
+    limits: ResourceList | None = None
+    requests: ResourceList | None = None
+
+
+class Node(_Wire):
+    """Node defines node attributes, where container should be scheduled"""
+
+    gpu: str | None = Field(default=None, description="Defines rules for allowed GPU types.")
+    gpu_count: str | None = Field(
+        default=None, alias="gpuCount", description="Defines minimum number of required GPUs."
+    )
+
+
+class Runtime(_Wire):
+    """Runtime defines the component or job's target runtime requirements"""
+
+    architecture: str | None = Field(default=None, description="CPU architecture")
+    node_type: (
+        Annotated[str, Field(max_length=120, pattern=r"^(([a-z0-9][-a-z0-9]*)?[a-z0-9])?$")] | None
+    ) = Field(
+        default=None, alias="nodeType", description="Defines the node type for the component."
+    )
+
+
+class FailurePolicyRuleAction(StrEnum):
+    FAIL_JOB = "FailJob"
+    IGNORE = "Ignore"
+    COUNT = "Count"
+
+
+class FailurePolicyRuleOnExitCodesOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+
+
+class FailurePolicyRuleOnExitCodes(_Wire):
+    """FailurePolicyRuleOnExitCodes describes the requirement for handling
+    a failed job replica based on its exit code."""
+
+    operator: FailurePolicyRuleOnExitCodesOperator = Field(
+        description="Relationship between the job replica's exit code and the values."
+    )
+    values: Annotated[list[Int32], Field(min_length=1, max_length=255)] = Field(
+        description="The set of exit codes to check against."
+    )
+
+
+class FailurePolicyRule(_Wire):
+    """FailurePolicyRule describes how a job replica failure is handled when the onExitCodes
+    rules are met."""
+
+    action: FailurePolicyRuleAction = Field(
+        description="Action taken on a job replica failure when onExitCodes is satisfied."
+    )
+    on_exit_codes: FailurePolicyRuleOnExitCodes = Field(alias="onExitCodes")
+
+
+class FailurePolicy(_Wire):
+    """FailurePolicy describes how failed job replicas influence the backoffLimit."""
+
+    rules: Annotated[list[FailurePolicyRule], Field(max_length=20)] = Field(
+        description="A list of failure policy rules, evaluated in order."
+    )
+
+
+class RadixJobComponentConfig(_Wire):
+    """RadixJobComponentConfig holds description of RadixJobComponent"""
+
+    resources: Resources | None = None
+    node: Node | None = None
+    runtime: Runtime | None = None
+    time_limit_seconds: Annotated[Int64, Field(ge=1)] | None = Field(
+        default=None,
+        alias="timeLimitSeconds",
+        description="TimeLimitSeconds defines maximum job run time. "
+        "Corresponds to ActiveDeadlineSeconds in K8s.",
+    )
+    backoff_limit: Annotated[Int32, Field(ge=0, le=2**31 - 1)] | None = Field(
+        default=None,
+        alias="backoffLimit",
+        description="BackoffLimit defines attempts to restart job if it fails. "
+        "Corresponds to BackoffLimit in K8s.",
+    )
+    failure_policy: FailurePolicy | None = Field(default=None, alias="failurePolicy")
+    image: str | None = Field(
+        default=None, description="Name of an existing container image to use when running the job."
+    )
+    image_tag_name: str | None = Field(
+        default=None,
+        alias="imageTagName",
+        description="ImageTagName defines the image tag name to use for the job image",
+    )
+    variables: EnvVars | None = None
+    command: list[str] | None = Field(
+        default=None, description="Entrypoint array. Not executed within a shell."
+    )
+    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
+
+
+class JobScheduleDescription(RadixJobComponentConfig):
+    """JobScheduleDescription holds description about scheduling job"""
+
+    job_id: str | None = Field(
+        default=None, alias="jobId", description="JobId Optional ID of a job", examples=["job1"]
+    )
+    payload: str | None = Field(
+        default=None,
+        description="Payload holding json data to be mapped to component. "
+        "At most 1 MiB (1,048,576 bytes of UTF-8).",
+        examples=["{'data':'value'}"],
+    )
+
+
+class JobStatusEnum(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    WAITING = "Waiting"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    ACTIVE = "Active"
+    COMPLETED = "Completed"
+
+
+class ReplicaStatusEnum(StrEnum):
+    PENDING = "Pending"
+    SUCCEEDED = "Succeeded"
+    FAILING = "Failing"
+    FAILED = "Failed"
+    RUNNING = "Running"
+    TERMINATED = "Terminated"
+    STARTING = "Starting"
+    STOPPED = "Stopped"
+
+
+class ReplicaStatus(_Wire):
+    """ReplicaStatus describes the status of a component container inside a pod"""
+
+    status: ReplicaStatusEnum = Field(description="Status of the container")
+
+
+def _rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Timestamps(_Wire):
+    """Times go out as RFC 3339 UTC with second precision, as the Kubernetes API gives them."""
+
+    @field_serializer("*", when_used="json", check_fields=False)
+    def _times(self, value: Any) -> Any:
+        return _rfc3339(value) if isinstance(value, datetime) else value
+
+
+class PodStatus(_Timestamps):
+    """PodStatus contains details for the current status of the job's pods."""
+
+    name: str = Field(description="Pod name")
+    created: datetime | None = Field(default=None, description="Created timestamp")
+    start_time: datetime | None = Field(
+        default=None, alias="startTime", description="The time at which the pod started"
+    )
+    end_time: datetime | None = Field(
+        default=None, alias="endTime", description="The time at which the pod finished"
+    )
+    container_started: datetime | None = Field(
+        default=None, alias="containerStarted", description="Container started timestamp"
+    )
+    replica_status: ReplicaStatus = Field(
+        default_factory=lambda: ReplicaStatus(status=ReplicaStatusEnum.PENDING),
+        alias="replicaStatus",
+    )
+    status_message: str | None = Field(
+        default=None,
+        alias="statusMessage",
+        description="StatusMessage provides message describing the status of the container",
+    )
+    restart_count: Int32 = Field(
+        default=0, alias="restartCount", description="RestartCount count of container restarts"
+    )
+    image: str | None = Field(default=None, description="The image the container is running.")
+    image_id: str | None = Field(
+        default=None, alias="imageId", description="ImageID of the container's image."
+    )
+    pod_index: Int64 = Field(
+        default=0, alias="podIndex", description="The index of the pod in the re-starts"
+    )
+    exit_code: Int32 = Field(
+        default=0,
+        alias="exitCode",
+        description="Exit status from the last termination of the container",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="A brief CamelCase reason why the pod is in this phase",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+_ALWAYS_PRESENT = frozenset({"name", "created", "started", "ended", "updated", "status"})
+
+
+class JobStatus(_Timestamps):
+    """JobStatus holds general information about job status"""
+
+    job_id: str | None = Field(
+        default=None, alias="jobId", description="JobId Optional ID of a job", examples=["job1"]
+    )
+    batch_name: str | None = Field(
+        default=None, alias="batchName", description="BatchName Optional Batch ID of a job"
+    )
+    batch_id: str | None = Field(
+        default=None, alias="batchId", description="Defines a user defined ID of the batch."
+    )
+    name: str = Field(description="Name of the job", examples=["compute-20210407105556-rkwaibwe"])
+    created: datetime | None = Field(default=None, description="Created timestamp")
+    started: datetime | None = Field(default=None, description="Started timestamp")
+    ended: datetime | None = Field(default=None, description="Ended timestamp")
+    updated: datetime | None = Field(
+        default=None, description="Updated timestamp when the status was updated"
+    )
+    status: JobStatusEnum = Field(
+        default=JobStatusEnum.WAITING,
+        description="Status of the job\nRunning = Job is running\nSucceeded = Job has succeeded\n"
+        "Failed = Job has failed\nWaiting = Job is waiting\nStopping = Job is stopping\n"
+        "Stopped = Job has been stopped\nActive = Job is active\nCompleted = Job is completed",
+    )
+    message: str | None = Field(default=None, description="Message, if any, of the job")
+    failed: Int32 = Field(
+        default=0, description="The number of times the container for the job has failed."
+    )
+    restart: str | None = Field(
+        default=None, description="Timestamp of the job restart, if applied."
+    )
+    pod_statuses: list[PodStatus] = Field(
+        default_factory=list,
+        alias="podStatuses",
+        description="PodStatuses for each pod of the job",
+    )
+    deployment_name: str | None = Field(
+        default=None, alias="DeploymentName", description="DeploymentName for this batch"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Radix always sends the timestamps (null when unset); other absent fields are left out.
+        return {k: v for k, v in handler(self).items() if v is not None or k in _ALWAYS_PRESENT}
+
+
+class StatusReason(RootModel[str]):
+    """StatusReason: InternalError, BadRequest, NotFound, Invalid, RequestEntityTooLarge,
+    MethodNotAllowed, ServiceUnavailable"""
+
+
+class Status(_Wire):
+    """Status is a return value for calls that don't return other objects or when a request
+    returns an error"""
+
+    status: str | None = Field(
+        default=None,
+        description='Status of the operation.\nOne of: "Success" or "Failure".',
+        examples=["Failure"],
+    )
+    message: str | None = Field(
+        default=None,
+        description="A human-readable description of the status of this operation.",
+        examples=["job job123 is not found"],
+    )
+    reason: StatusReason | None = None
+    code: Int64 | None = Field(
+        default=None,
+        description="Suggested HTTP return code for this status, 0 if not set.",
+        examples=[404],
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def success(message: str) -> Status:
+    return Status(status="Success", message=message, code=200)
+
+
+def failure(message: str, reason: str, code: int) -> Status:
+    return Status(status="Failure", message=message, reason=StatusReason(reason), code=code)

@@ -1,0 +1,197 @@
+"""Swagger 2.0 document generated from the wire models and the route table.
+
+`python -m scheduler.swagger > swagger.json` rewrites the committed file; a test fails on drift.
+Paths, operationIds and definition names follow Radix's published spec so generated clients work.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from scheduler import __version__
+from scheduler.models import JobScheduleDescription, JobStatus, Status
+
+_REF = "#/definitions/{model}"
+_JSON_SCHEMA_ONLY = ("title", "default")
+_MODELS: tuple[type[BaseModel], ...] = (JobScheduleDescription, JobStatus, Status)
+
+_ERROR_DESCRIPTIONS = {
+    "400": "Bad request",
+    "404": "Not found",
+    "413": "Payload too large",
+    "422": "Invalid data in request",
+    "500": "Internal server error",
+    "503": "Service unavailable: the Kubernetes API cannot be reached or the view is not synced",
+}
+
+
+def _error_responses(*codes: str) -> dict[str, Any]:
+    return {
+        code: {"description": _ERROR_DESCRIPTIONS[code], "schema": {"$ref": "#/definitions/Status"}}
+        for code in codes
+    }
+
+
+def _job_name_parameter() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "description": "Name of job",
+        "name": "jobName",
+        "in": "path",
+        "required": True,
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/jobs": {
+            "post": {
+                "tags": ["Job"],
+                "summary": "Create job",
+                "operationId": "createJob",
+                "parameters": [
+                    {
+                        "description": "Job to create",
+                        "name": "jobCreation",
+                        "in": "body",
+                        "required": True,
+                        "schema": {"$ref": "#/definitions/JobScheduleDescription"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Successful create job",
+                        "schema": {"$ref": "#/definitions/JobStatus"},
+                    },
+                    **_error_responses("400", "404", "413", "422", "500", "503"),
+                },
+            }
+        },
+        "/jobs/": {
+            "get": {
+                "tags": ["Job"],
+                "summary": "Gets jobs",
+                "operationId": "getJobs",
+                "responses": {
+                    "200": {
+                        "description": "Successful get jobs",
+                        "schema": {"type": "array", "items": {"$ref": "#/definitions/JobStatus"}},
+                    },
+                    **_error_responses("500", "503"),
+                },
+            }
+        },
+        "/jobs/{jobName}": {
+            "get": {
+                "tags": ["Job"],
+                "summary": "Gets job",
+                "operationId": "getJob",
+                "parameters": [_job_name_parameter()],
+                "responses": {
+                    "200": {
+                        "description": "Successful get job",
+                        "schema": {"$ref": "#/definitions/JobStatus"},
+                    },
+                    **_error_responses("404", "500", "503"),
+                },
+            },
+            "delete": {
+                "tags": ["Job"],
+                "summary": "Delete job",
+                "operationId": "deleteJob",
+                "parameters": [_job_name_parameter()],
+                "responses": {
+                    "200": {
+                        "description": "Successful delete job",
+                        "schema": {"$ref": "#/definitions/Status"},
+                    },
+                    **_error_responses("404", "500", "503"),
+                },
+            },
+        },
+    }
+
+
+def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
+    """JSON Schema (pydantic) -> Swagger 2.0 schema object."""
+    if isinstance(schema, list):
+        return [_to_swagger(item, enums) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "anyOf" in schema:
+        # Optional[X] is `anyOf: [X, null]`; Swagger 2.0 has no null type: the field is optional.
+        options = [o for o in schema["anyOf"] if o != {"type": "null"}]
+        merged = {k: v for k, v in schema.items() if k != "anyOf"}
+        if len(options) == 1:
+            merged = {**options[0], **merged}
+        return _to_swagger(merged, enums)
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in enums:
+        # Radix inlines enums in the property; keep the property's own description.
+        inlined = {**enums[ref.rsplit("/", 1)[-1]]}
+        if "description" in schema:
+            inlined["description"] = schema["description"]
+        return _to_swagger(inlined, enums)
+    if isinstance(ref, str):
+        # In Swagger 2.0 a $ref replaces its object: siblings are ignored, so drop them.
+        return {"$ref": ref}
+    converted: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _JSON_SCHEMA_ONLY:
+            continue
+        if key == "examples" and isinstance(value, list) and value:
+            converted["example"] = value[0]
+        elif key == "properties":
+            converted[key] = {name: _to_swagger(v, enums) for name, v in value.items()}
+        else:
+            converted[key] = _to_swagger(value, enums)
+    return converted
+
+
+def definitions() -> dict[str, Any]:
+    _, schema = models_json_schema(
+        [(model, "validation") for model in _MODELS], by_alias=True, ref_template=_REF
+    )
+    raw: dict[str, Any] = schema["$defs"]
+    enums = {name: d for name, d in raw.items() if "enum" in d and d.get("type") == "string"}
+    result = {}
+    for name, definition in sorted(raw.items()):
+        if name in enums:
+            continue
+        result[name] = _to_swagger(definition, enums)
+    return result
+
+
+def build_swagger() -> dict[str, Any]:
+    return {
+        "swagger": "2.0",
+        "info": {
+            "title": "Radix job scheduler server.",
+            "description": "This is the API Server for the Radix job scheduler server "
+            "(job-scheduler implementation: single jobs on Kubernetes).",
+            "version": __version__,
+        },
+        "schemes": ["http", "https"],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "basePath": "/api/v1",
+        "paths": _paths(),
+        "definitions": definitions(),
+    }
+
+
+def render() -> str:
+    return json.dumps(build_swagger(), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    sys.stdout.write(render())
+
+
+if __name__ == "__main__":
+    main()
