@@ -1,0 +1,1 @@
+"""Backends run jobs somewhere; the domain sees only the `Backend` protocol in `base`."""

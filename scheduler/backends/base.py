@@ -1,0 +1,160 @@
+"""The Backend port and the neutral records that cross it.
+
+Records are small frozen dataclasses (not API dicts) so the in-memory view stays compact and the
+domain never sees Kubernetes types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Literal, Protocol
+
+
+class Kind(Enum):
+    JOB = "jobs"
+    POD = "pods"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Whose jobs these are: one scheduler serves one job of one app in one environment."""
+
+    app: str
+    environment: str
+    component: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    name: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCodeRule:
+    action: str  # FailJob | Ignore | Count
+    operator: str  # In | NotIn
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """Everything needed to start one job, already merged from config and request."""
+
+    name: str
+    job_id: str | None
+    image: str
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    env: Mapping[str, str]
+    ports: tuple[PortSpec, ...]
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+    payload: bytes | None  # None: the job has no payload path, so nothing is mounted
+    payload_path: str | None
+    time_limit_seconds: int
+    backoff_limit: int
+    run_as_user: int | None = None
+    failure_rules: tuple[ExitCodeRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str | None
+    message: str | None
+    last_transition: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    name: str
+    uid: str
+    resource_version: str
+    job_id: str | None
+    created: datetime | None
+    started: datetime | None
+    completed: datetime | None
+    active: int
+    ready: int
+    succeeded: int
+    failed: int
+    conditions: tuple[Condition, ...] = ()
+    deleting: bool = False
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind and c.status), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerState:
+    state: Literal["waiting", "running", "terminated", "unknown"]
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    name: str
+    uid: str
+    resource_version: str
+    job_name: str
+    created: datetime | None
+    phase: str
+    started: datetime | None
+    container: ContainerState = field(default_factory=lambda: ContainerState("unknown"))
+    last_termination: ContainerState | None = None
+    ready: bool = False
+    restart_count: int = 0
+    image: str | None = None
+    image_id: str | None = None
+    # Why a pod without container state is not progressing (e.g. Unschedulable).
+    condition_reason: str | None = None
+    condition_message: str | None = None
+
+
+Record = JobRecord | PodRecord
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: EventType
+    resource_version: str
+    record: Record | None  # None for BOOKMARK
+
+
+class Backend(Protocol):
+    """Where jobs run. Raise the `scheduler.errors` family, never a client library's errors."""
+
+    identity: Identity
+
+    async def start(self) -> None:
+        """Load credentials and open connections; no request to the API is needed yet."""
+        ...
+
+    async def create_job(self, request: JobRequest) -> JobRecord:
+        """Create the job and everything it needs, or nothing at all."""
+        ...
+
+    async def delete_job(self, name: str, uid: str) -> None:
+        """Delete the job (and what it owns). NotFoundError when it is already gone."""
+        ...
+
+    async def list_records(self, kind: Kind) -> tuple[list[Record], str]:
+        """This scheduler's records of `kind` and the version to watch from."""
+        ...
+
+    def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
+        """Changes after `resource_version`; ResourceExpiredError when that is too old."""
+        ...
+
+    async def close(self) -> None: ...
