@@ -1,0 +1,129 @@
+"""Derive a job's wire status from its Job and Pod records, as Radix does (radix-notes §1.7).
+
+Pure: the same records always give the same status, so statuses are cached and table-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
+from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatus, ReplicaStatusEnum
+
+# Waiting reasons that are just a pod starting up, not a problem worth a message.
+_ROUTINE_WAITING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
+OUT_OF_MEMORY = "OOMKilled"
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _termination_detail(state: ContainerState) -> str:
+    if state.reason == OUT_OF_MEMORY:
+        return f"Out of memory. The container was OOMKilled (exit code {state.exit_code})"
+    detail = f"the container exited with code {state.exit_code}"
+    if state.reason and state.reason not in ("Error", "Completed"):
+        detail += f" ({state.reason})"
+    if state.message:
+        detail += f": {state.message.strip()}"
+    return detail
+
+
+def _pod_problem(pod: PodRecord) -> str | None:
+    """Why this pod is not (or no longer) doing well, in a user's words; None when it is fine."""
+    state = pod.container
+    if state.state == "terminated" and (state.exit_code or state.reason == OUT_OF_MEMORY):
+        return _termination_detail(state)
+    if state.state == "waiting" and state.reason and state.reason not in _ROUTINE_WAITING_REASONS:
+        return f"{state.reason}: {state.message}" if state.message else state.reason
+    if state.state == "unknown" and pod.condition_reason and pod.condition_message:
+        return f"{pod.condition_reason}: {pod.condition_message}"
+    return None
+
+
+def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
+    state = pod.container
+    if state.state == "running":
+        return ReplicaStatusEnum.RUNNING
+    if state.state == "terminated":
+        if state.exit_code == 0 and state.reason in (None, "Completed"):
+            return ReplicaStatusEnum.SUCCEEDED
+        return ReplicaStatusEnum.FAILED
+    if pod.phase == "Succeeded":
+        return ReplicaStatusEnum.SUCCEEDED
+    if pod.phase == "Failed":
+        return ReplicaStatusEnum.FAILED
+    return ReplicaStatusEnum.PENDING
+
+
+def _pod_status(pod: PodRecord, index: int) -> PodStatus:
+    state = pod.container
+    problem = _pod_problem(pod)
+    return PodStatus(
+        name=pod.name,
+        created=pod.created,
+        start_time=state.started_at,
+        end_time=state.finished_at,
+        container_started=state.started_at,
+        replica_status=ReplicaStatus(status=_replica_status(pod)),
+        status_message=problem or state.message,
+        restart_count=pod.restart_count,
+        image=pod.image,
+        image_id=pod.image_id,
+        pod_index=index,
+        exit_code=state.exit_code or 0,
+        reason=state.reason,
+    )
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _failure_message(condition: Condition, pods: list[PodRecord]) -> str:
+    message = condition.message or condition.reason or "the job failed"
+    problems = [p for p in (_pod_problem(pod) for pod in reversed(pods)) if p]
+    return f"{message}: {problems[0]}" if problems else message
+
+
+def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
+    ordered = sorted(pods, key=lambda p: (p.created or _EPOCH, p.name))
+    completed = job.condition("Complete") or job.condition("SuccessCriteriaMet")
+    failed = job.condition("Failed") or job.condition("FailureTarget")
+    message: str | None = None
+    ended: datetime | None = None
+    if completed is not None:
+        status = JobStatusEnum.SUCCEEDED
+        ended = job.completed or completed.last_transition
+    elif failed is not None:
+        status = JobStatusEnum.FAILED
+        ended = failed.last_transition
+        message = _failure_message(failed, ordered)
+    elif job.active > 0 or any(p.container.state == "running" for p in ordered):
+        running = job.ready > 0 or any(p.ready for p in ordered)
+        status = JobStatusEnum.RUNNING if running else JobStatusEnum.ACTIVE
+        message = next((m for m in (_pod_problem(p) for p in reversed(ordered)) if m), None)
+    else:
+        status = JobStatusEnum.WAITING
+        message = next((m for m in (_pod_problem(p) for p in reversed(ordered)) if m), None)
+    updated = _latest(
+        job.created,
+        job.started,
+        job.completed,
+        *(c.last_transition for c in job.conditions),
+        *(p.created for p in ordered),
+        *(p.container.started_at for p in ordered),
+        *(p.container.finished_at for p in ordered),
+    )
+    return JobStatus(
+        job_id=job.job_id,
+        name=job.name,
+        created=job.created,
+        started=job.started,
+        ended=ended,
+        updated=updated,
+        status=status,
+        message=message,
+        failed=job.failed,
+        pod_statuses=[_pod_status(pod, index) for index, pod in enumerate(ordered)],
+    )

@@ -1,0 +1,187 @@
+"""The in-memory view of this scheduler's jobs, fed by the watch; it answers every GET.
+
+Each job's wire status is derived once per change and kept as JSON bytes, so a GET of the whole
+list is a join of cached bytes and makes no request to the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from scheduler.backends.base import JobRecord, Kind, PodRecord, Record, WatchEvent
+from scheduler.models import JobStatus, JobStatusEnum
+from scheduler.status import derive_status
+
+# A job deleted through this scheduler stays hidden while late watch events for it drain.
+TOMBSTONE_SECONDS = 600.0
+
+StatusListener = Callable[[str, JobStatus | None, JobStatus | None], None]
+
+
+class JobView:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._jobs: dict[str, JobRecord] = {}
+        self._pods: dict[str, PodRecord] = {}
+        self._pods_of: dict[str, set[str]] = {}
+        self._status: dict[str, JobStatus] = {}
+        self._json: dict[str, bytes] = {}
+        self._list_json: bytes | None = None
+        self._tombstones: dict[str, float] = {}
+        self._listeners: list[StatusListener] = []
+        self.synced: set[Kind] = set()
+        self._synced_event = asyncio.Event()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def is_synced(self) -> bool:
+        return self.synced >= {Kind.JOB, Kind.POD}
+
+    async def wait_synced(self) -> None:
+        await self._synced_event.wait()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._jobs
+
+    def job(self, name: str) -> JobRecord | None:
+        return self._jobs.get(name)
+
+    def status(self, name: str) -> JobStatus | None:
+        return self._status.get(name)
+
+    def status_json(self, name: str) -> bytes | None:
+        return self._json.get(name)
+
+    def statuses(self) -> list[JobStatus]:
+        return [self._status[name] for name in self._ordered_names()]
+
+    def list_json(self) -> bytes:
+        if self._list_json is None:
+            self._list_json = b"[" + b",".join(self._json[n] for n in self._ordered_names()) + b"]"
+        return self._list_json
+
+    def counts(self) -> Counter[JobStatusEnum]:
+        return Counter(status.status for status in self._status.values())
+
+    def _ordered_names(self) -> list[str]:
+        return sorted(
+            self._jobs, key=lambda n: (self._jobs[n].created is None, self._jobs[n].created, n)
+        )
+
+    # -- listening -------------------------------------------------------------------------
+
+    def subscribe(self, listener: StatusListener) -> None:
+        """`listener(name, old, new)` after each status change; None means absent."""
+        self._listeners.append(listener)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def upsert_job(self, record: JobRecord) -> None:
+        if self._is_buried(record.name):
+            return
+        self._jobs[record.name] = record
+        self._refresh(record.name)
+
+    def forget_job(self, name: str) -> None:
+        """The job was deleted through us: drop it now and ignore stale events about it."""
+        self._tombstones[name] = self._clock()
+        self._remove_job(name)
+
+    def apply(self, event: WatchEvent) -> None:
+        record = event.record
+        if record is None:
+            return
+        if isinstance(record, JobRecord):
+            if event.type == "DELETED":
+                self._tombstones.pop(record.name, None)
+                self._remove_job(record.name)
+            else:
+                self.upsert_job(record)
+        elif event.type == "DELETED":
+            self._remove_pod(record.name)
+        else:
+            self._put_pod(record)
+
+    def replace(self, kind: Kind, records: Iterable[Record]) -> None:
+        """A fresh list from the backend: make the view match it exactly."""
+        if kind is Kind.JOB:
+            fresh = {r.name: r for r in records if isinstance(r, JobRecord)}
+            for name in set(self._jobs) - set(fresh):
+                self._remove_job(name)
+            for name, record in fresh.items():
+                if self._jobs.get(name) != record:
+                    self.upsert_job(record)
+        else:
+            pods = {r.name: r for r in records if isinstance(r, PodRecord)}
+            for name in set(self._pods) - set(pods):
+                self._remove_pod(name)
+            for name, pod in pods.items():
+                if self._pods.get(name) != pod:
+                    self._put_pod(pod)
+        self.synced.add(kind)
+        if self.is_synced:
+            self._synced_event.set()
+        self._expire_tombstones()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _is_buried(self, name: str) -> bool:
+        buried_at = self._tombstones.get(name)
+        return buried_at is not None and self._clock() - buried_at < TOMBSTONE_SECONDS
+
+    def _expire_tombstones(self) -> None:
+        now = self._clock()
+        for name, buried_at in list(self._tombstones.items()):
+            if now - buried_at >= TOMBSTONE_SECONDS:
+                del self._tombstones[name]
+
+    def _remove_job(self, name: str) -> None:
+        if self._jobs.pop(name, None) is None:
+            return
+        old = self._status.pop(name, None)
+        self._json.pop(name, None)
+        self._list_json = None
+        self._notify(name, old, None)
+
+    def _put_pod(self, pod: PodRecord) -> None:
+        previous = self._pods.get(pod.name)
+        if previous is not None and previous.job_name != pod.job_name:
+            self._remove_pod(pod.name)
+        self._pods[pod.name] = pod
+        self._pods_of.setdefault(pod.job_name, set()).add(pod.name)
+        if pod.job_name in self._jobs:
+            self._refresh(pod.job_name)
+
+    def _remove_pod(self, name: str) -> None:
+        pod = self._pods.pop(name, None)
+        if pod is None:
+            return
+        siblings = self._pods_of.get(pod.job_name)
+        if siblings is not None:
+            siblings.discard(name)
+            if not siblings:
+                del self._pods_of[pod.job_name]
+        if pod.job_name in self._jobs:
+            self._refresh(pod.job_name)
+
+    def _refresh(self, name: str) -> None:
+        pods = (self._pods[p] for p in self._pods_of.get(name, ()))
+        new = derive_status(self._jobs[name], pods)
+        old = self._status.get(name)
+        if new == old:
+            return
+        self._status[name] = new
+        self._json[name] = new.model_dump_json(by_alias=True).encode()
+        self._list_json = None
+        self._notify(name, old, new)
+
+    def _notify(self, name: str, old: JobStatus | None, new: JobStatus | None) -> None:
+        for listener in self._listeners:
+            listener(name, old, new)

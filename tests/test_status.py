@@ -1,0 +1,140 @@
+"""How a job's status, times and message are derived from its Job and Pods."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
+from scheduler.models import JobStatusEnum, ReplicaStatusEnum
+from scheduler.status import derive_status
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def job(**changes: object) -> JobRecord:
+    values: dict[str, object] = dict(
+        name="compute-20240501120000-abcdefgh", uid="u", resource_version="1", job_id=None,
+        created=T0, started=None, completed=None, active=0, ready=0, succeeded=0, failed=0,
+    )
+    values.update(changes)
+    return JobRecord(**values)  # type: ignore[arg-type]
+
+
+def pod(state: ContainerState, name: str = "p1", created: int = 1, **changes: object) -> PodRecord:
+    values: dict[str, object] = dict(
+        name=name, uid=name, resource_version="1", job_name="compute-20240501120000-abcdefgh",
+        created=at(created), phase="Pending", started=at(created), container=state,
+    )
+    values.update(changes)
+    return PodRecord(**values)  # type: ignore[arg-type]
+
+
+def condition(kind: str, seconds: int, reason: str = "", message: str = "") -> Condition:
+    return Condition(kind, True, reason, message, at(seconds))
+
+
+RUNNING = ContainerState("running", started_at=at(3))
+CREATING = ContainerState("waiting", reason="ContainerCreating")
+
+
+def test_a_new_job_without_pods_is_waiting() -> None:
+    status = derive_status(job(), [])
+    assert status.status is JobStatusEnum.WAITING
+    assert (status.created, status.started, status.ended) == (T0, None, None)
+    assert status.pod_statuses == [] and status.message is None
+
+
+def test_a_created_but_not_ready_pod_makes_the_job_active() -> None:
+    status = derive_status(job(active=1, started=at(1)), [pod(CREATING)])
+    assert status.status is JobStatusEnum.ACTIVE
+    assert status.pod_statuses[0].replica_status.status is ReplicaStatusEnum.PENDING
+    assert status.message is None
+
+
+def test_a_ready_pod_makes_the_job_running() -> None:
+    status = derive_status(job(active=1, ready=1, started=at(1)), [pod(RUNNING, ready=True)])
+    assert status.status is JobStatusEnum.RUNNING
+    assert status.started == at(1)
+    assert status.pod_statuses[0].container_started == at(3)
+
+
+def test_a_complete_job_succeeded_and_ended_at_its_completion_time() -> None:
+    done = ContainerState("terminated", reason="Completed", exit_code=0,
+                          started_at=at(3), finished_at=at(9))
+    record = job(succeeded=1, started=at(1), completed=at(10),
+                 conditions=(condition("SuccessCriteriaMet", 10), condition("Complete", 10)))
+    status = derive_status(record, [pod(done, phase="Succeeded")])
+    assert status.status is JobStatusEnum.SUCCEEDED
+    assert status.ended == at(10)
+    assert status.updated == at(10)
+    assert status.pod_statuses[0].replica_status.status is ReplicaStatusEnum.SUCCEEDED
+    assert status.pod_statuses[0].end_time == at(9)
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "container", "expected"),
+    [
+        ("BackoffLimitExceeded", "Job has reached the specified backoff limit",
+         ContainerState("terminated", reason="Error", exit_code=3, finished_at=at(5)),
+         "Job has reached the specified backoff limit: the container exited with code 3"),
+        ("BackoffLimitExceeded", "Job has reached the specified backoff limit",
+         ContainerState("terminated", reason="OOMKilled", exit_code=137, finished_at=at(5)),
+         "Job has reached the specified backoff limit: Out of memory. The container was OOMKilled (exit code 137)"),
+        ("DeadlineExceeded", "Job was active longer than specified deadline",
+         ContainerState("waiting", reason="ImagePullBackOff", message="Back-off pulling image \"nope\""),
+         "Job was active longer than specified deadline: ImagePullBackOff: Back-off pulling image \"nope\""),
+        ("DeadlineExceeded", "Job was active longer than specified deadline",
+         ContainerState("running", started_at=at(3)),
+         "Job was active longer than specified deadline"),
+    ],
+)
+def test_a_failed_job_says_why(
+    reason: str, message: str, container: ContainerState, expected: str
+) -> None:
+    record = job(failed=1, conditions=(condition("Failed", 20, reason, message),))
+    status = derive_status(record, [pod(container, phase="Failed")])
+    assert status.status is JobStatusEnum.FAILED
+    assert status.message == expected
+    assert status.ended == at(20)
+    assert status.failed == 1
+
+
+def test_an_image_pull_problem_is_reported_while_the_job_is_still_active() -> None:
+    pulling = ContainerState("waiting", reason="ErrImagePull", message="not found")
+    status = derive_status(job(active=1), [pod(pulling)])
+    assert status.status is JobStatusEnum.ACTIVE
+    assert status.message == "ErrImagePull: not found"
+    assert status.pod_statuses[0].status_message == "ErrImagePull: not found"
+
+
+def test_an_unschedulable_pod_says_why() -> None:
+    unscheduled = pod(ContainerState("unknown"), condition_reason="Unschedulable",
+                      condition_message="0/3 nodes are available: 3 Insufficient memory.")
+    status = derive_status(job(active=1), [unscheduled])
+    assert status.message == "Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
+
+
+def test_retries_are_listed_in_creation_order_with_their_index_and_exit_codes() -> None:
+    first = pod(ContainerState("terminated", reason="Error", exit_code=1), name="b", created=1)
+    second = pod(RUNNING, name="a", created=5, ready=True)
+    status = derive_status(job(active=1, ready=1, failed=1), [second, first])
+    assert [(p.name, p.pod_index, p.exit_code) for p in status.pod_statuses] == [
+        ("b", 0, 1), ("a", 1, 0)]
+    assert status.status is JobStatusEnum.RUNNING
+    assert status.failed == 1
+
+
+def test_the_wire_form_has_null_times_and_rfc3339_utc() -> None:
+    status = derive_status(job(job_id="job1", started=at(1)), [])
+    wire = status.model_dump(by_alias=True, mode="json")
+    assert wire["created"] == "2024-05-01T12:00:00Z"
+    assert wire["started"] == "2024-05-01T12:00:01Z"
+    assert wire["ended"] is None
+    assert wire["jobId"] == "job1"
+    assert "message" not in wire and "batchName" not in wire
