@@ -1,0 +1,56 @@
+"""CLI: settings -> logging -> run the app until SIGTERM/SIGINT (then drain and exit 0)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from scheduler.app import create_app
+from scheduler.errors import ConfigError
+from scheduler.logs import configure_logging
+from scheduler.settings import load_settings
+
+EXIT_CONFIG_ERROR = 2
+log = logging.getLogger("scheduler")
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        settings = load_settings(args, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        print(f"job-scheduler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    configure_logging(settings.log_level)
+    definition = settings.definition
+    log.info(
+        "serving job %s of app %s in environment %s, namespace %s, on port %d",
+        definition.name,
+        definition.app,
+        definition.environment,
+        settings.namespace,
+        settings.port,
+    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+            access_log=None,
+            print=None,
+        )
+    except ConfigError as exc:
+        log.error("%s", exc)
+        print(f"job-scheduler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

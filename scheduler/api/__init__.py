@@ -1,0 +1,1 @@
+"""The HTTP layer: route table, thin handlers and the one error middleware."""

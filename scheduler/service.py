@@ -1,0 +1,167 @@
+"""The domain: create, read and delete this scheduler's jobs. It knows the Backend port and the
+view, not HTTP and not Kubernetes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, PortSpec
+from scheduler.errors import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+)
+from scheduler.models import (
+    MAX_PAYLOAD_BYTES,
+    JobScheduleDescription,
+    JobStatus,
+    Status,
+    success,
+)
+from scheduler.names import new_job_name
+from scheduler.radixconfig import JobDefinition, replace_image_tag
+from scheduler.store import JobView
+
+log = logging.getLogger(__name__)
+
+_NAME_ATTEMPTS = 3
+
+
+def build_request(
+    definition: JobDefinition, description: JobScheduleDescription, name: str
+) -> JobRequest:
+    """Merge the request's options over the job's configuration for this environment."""
+    image = description.image or definition.image
+    if description.image_tag_name:
+        image = replace_image_tag(image, description.image_tag_name)
+    resources = description.resources
+    requests = {
+        **definition.requests,
+        **(resources.requests.root if resources and resources.requests else {}),
+    }
+    limits = {
+        **definition.limits,
+        **(resources.limits.root if resources and resources.limits else {}),
+    }
+    variables = {
+        **definition.variables,
+        **(description.variables.root if description.variables else {}),
+    }
+    payload: bytes | None = None
+    if definition.payload_path is not None:
+        payload = (description.payload or "").encode("utf-8")
+    rules = tuple(
+        ExitCodeRule(
+            action=rule.action.value,
+            operator=rule.on_exit_codes.operator.value,
+            values=tuple(rule.on_exit_codes.values),
+        )
+        for rule in (description.failure_policy.rules if description.failure_policy else ())
+    )
+    return JobRequest(
+        name=name,
+        job_id=description.job_id,
+        image=image,
+        command=tuple(description.command)
+        if description.command is not None
+        else definition.command,
+        args=tuple(description.args) if description.args is not None else definition.args,
+        env=variables,
+        ports=tuple(PortSpec(p.name, p.port) for p in definition.ports),
+        requests=requests,
+        limits=limits,
+        payload=payload,
+        payload_path=definition.payload_path,
+        time_limit_seconds=description.time_limit_seconds or definition.time_limit_seconds,
+        backoff_limit=(
+            description.backoff_limit
+            if description.backoff_limit is not None
+            else definition.backoff_limit
+        ),
+        run_as_user=definition.run_as_user,
+        failure_rules=rules,
+    )
+
+
+def check_payload(definition: JobDefinition, payload: str | None) -> None:
+    if not payload:
+        return
+    size = len(payload.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(
+            f"payload is too large: {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes (1 MiB)"
+        )
+    if definition.payload_path is None:
+        raise InvalidError(
+            f"payload: job {definition.name} has no payload.path in the radixconfig, "
+            "so it cannot take a payload"
+        )
+
+
+class JobService:
+    def __init__(
+        self,
+        definition: JobDefinition,
+        backend: Backend,
+        view: JobView,
+        name_factory: Callable[[str], str] = new_job_name,
+    ) -> None:
+        self.definition = definition
+        self._backend = backend
+        self._view = view
+        self._new_name = name_factory
+
+    async def create(self, description: JobScheduleDescription) -> JobStatus:
+        check_payload(self.definition, description.payload)
+        for attempt in range(1, _NAME_ATTEMPTS + 1):
+            name = self._new_name(self.definition.name)
+            try:
+                record = await self._backend.create_job(
+                    build_request(self.definition, description, name)
+                )
+                break
+            except ConflictError:
+                # The random suffix collided with an existing job: draw another name.
+                if attempt == _NAME_ATTEMPTS:
+                    raise
+        self._view.upsert_job(record)
+        log.info("created job %s", record.name, extra={"job_name": record.name})
+        status = self._view.status(record.name)
+        assert status is not None, "a job just put in the view has a status"
+        return status
+
+    def _require_synced(self) -> None:
+        if not self._view.is_synced:
+            raise NotReadyError("the scheduler has not finished reading its jobs from the cluster")
+
+    def list_json(self) -> bytes:
+        self._require_synced()
+        return self._view.list_json()
+
+    def get_json(self, name: str) -> bytes:
+        found = self._view.status_json(name)
+        if found is None:
+            self._require_synced()
+            raise NotFoundError(f"job {name} not found")
+        return found
+
+    async def delete(self, name: str) -> Status:
+        record = self._view.job(name)
+        if record is None:
+            self._require_synced()
+            raise NotFoundError(f"job {name} not found")
+        try:
+            await self._backend.delete_job(name, record.uid)
+        except NotFoundError:
+            self._view.forget_job(name)
+            raise NotFoundError(f"job {name} not found") from None
+        self._view.forget_job(name)
+        log.info("deleted job %s", name, extra={"job_name": name})
+        return success(f"job {name} successfully deleted")
+
+    async def prune(self, name: str) -> None:
+        """Delete a finished job for the history limit; NotFoundError if it is already gone."""
+        await self.delete(name)
