@@ -181,7 +181,15 @@ def test_scheduler_is_told_its_config_job_environment_app_and_namespace(helm: Pa
         "SCHEDULER_PORT": "8000",
         "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": "10",
         "LOG_LEVEL": "INFO",
+        "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS": "25",
     }
+
+
+def test_shutdown_timeout_leaves_five_seconds_of_the_grace_period(helm: Path) -> None:
+    manifests = render(helm, "--set", "terminationGracePeriodSeconds=60")
+    assert env_of(scheduler_container(manifests))["SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS"] == "55"
+    assert only(manifests, "Deployment")["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"] == 60
 
 
 def test_full_values_set_app_history_log_level_and_extra_env_last(helm: Path) -> None:
