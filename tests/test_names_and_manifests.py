@@ -97,7 +97,10 @@ def test_the_payload_secret_is_owned_by_the_job_and_holds_the_bytes() -> None:
     assert secret["immutable"] is True
     owner = secret["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == (
-        "Job", "compute-20210407105556-rkwaibwe", "uid-1")
+        "Job",
+        "compute-20210407105556-rkwaibwe",
+        "uid-1",
+    )
 
 
 def test_an_empty_payload_is_an_empty_file_and_no_payload_path_mounts_nothing() -> None:
@@ -120,7 +123,10 @@ def test_a_service_named_like_the_job_exists_only_when_the_job_has_ports() -> No
 def test_failure_rules_become_a_pod_failure_policy() -> None:
     rules = (ExitCodeRule("FailJob", "In", (42,)), ExitCodeRule("Ignore", "In", (143,)))
     policy = build_job(IDENTITY, request(failure_rules=rules))["spec"]["podFailurePolicy"]
-    assert policy["rules"][0] == {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}
+    assert policy["rules"][0] == {
+        "action": "FailJob",
+        "onExitCodes": {"operator": "In", "values": [42]},
+    }
 
 
 def test_the_selector_names_only_this_schedulers_jobs() -> None:

@@ -11,7 +11,9 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def done(name: str, status: JobStatusEnum, ended_minute: int) -> JobStatus:
-    return JobStatus(name=name, status=status, created=T0, ended=T0 + timedelta(minutes=ended_minute))
+    return JobStatus(
+        name=name, status=status, created=T0, ended=T0 + timedelta(minutes=ended_minute)
+    )
 
 
 def test_keeps_the_latest_n_of_each_bucket_and_selects_the_older_ones_oldest_first() -> None:
@@ -22,17 +24,25 @@ def test_keeps_the_latest_n_of_each_bucket_and_selects_the_older_ones_oldest_fir
 
 
 def test_running_and_waiting_jobs_are_never_selected() -> None:
-    live = [JobStatus(name=f"r{i}", status=s, created=T0)
-            for i, s in enumerate([JobStatusEnum.RUNNING, JobStatusEnum.WAITING,
-                                   JobStatusEnum.ACTIVE] * 10)]
+    live = [
+        JobStatus(name=f"r{i}", status=s, created=T0)
+        for i, s in enumerate(
+            [JobStatusEnum.RUNNING, JobStatusEnum.WAITING, JobStatusEnum.ACTIVE] * 10
+        )
+    ]
     assert select_prunable(live, limit=1) == []
 
 
 def test_order_is_by_completion_not_by_creation() -> None:
-    early_but_slow = JobStatus(name="slow", status=JobStatusEnum.SUCCEEDED, created=T0,
-                               ended=T0 + timedelta(hours=5))
-    late_but_quick = JobStatus(name="quick", status=JobStatusEnum.SUCCEEDED,
-                               created=T0 + timedelta(hours=1), ended=T0 + timedelta(hours=2))
+    early_but_slow = JobStatus(
+        name="slow", status=JobStatusEnum.SUCCEEDED, created=T0, ended=T0 + timedelta(hours=5)
+    )
+    late_but_quick = JobStatus(
+        name="quick",
+        status=JobStatusEnum.SUCCEEDED,
+        created=T0 + timedelta(hours=1),
+        ended=T0 + timedelta(hours=2),
+    )
     assert select_prunable([early_but_slow, late_but_quick], limit=1) == ["quick"]
 
 

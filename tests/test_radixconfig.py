@@ -57,7 +57,9 @@ def test_image_tag_placeholder_takes_the_environment_tag() -> None:
 
 
 def test_defaults_are_radix_defaults() -> None:
-    app = parse_radixconfig(config("- {name: etl, image: 'busybox:1.36', schedulerPort: 9000}"), "f")
+    app = parse_radixconfig(
+        config("- {name: etl, image: 'busybox:1.36', schedulerPort: 9000}"), "f"
+    )
     job = resolve_job(app, "etl", "dev", "f")
     assert job.time_limit_seconds == 43200
     assert job.backoff_limit == 0
@@ -93,14 +95,49 @@ def test_unknown_keys_that_radix_allows_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("jobs", "job", "env", "expected"),
     [
-        ("- {name: etl, image: busybox}", "etl", "dev", "f: spec.jobs[0].schedulerPort: Field required"),
+        (
+            "- {name: etl, image: busybox}",
+            "etl",
+            "dev",
+            "f: spec.jobs[0].schedulerPort: Field required",
+        ),
         ("- {name: etl, src: etl, schedulerPort: 9000}", "etl", "dev", "runs pre-built images"),
-        ("- {name: etl, image: busybox, schedulerPort: 9000}", "compute", "dev", "no job named 'compute'"),
-        ("- {name: etl, image: busybox, schedulerPort: 9000}", "etl", "qa", "no environment named 'qa'"),
-        ("- {name: etl, image: 'x:{imageTagName}', schedulerPort: 9000}", "etl", "dev", "needs an imageTagName"),
-        ("- {name: etl, image: busybox, schedulerPort: 0}", "etl", "dev", "spec.jobs[0].schedulerPort: Input should be greater than or equal to 1"),
-        ("- {name: Etl_1, image: busybox, schedulerPort: 9000}", "Etl_1", "dev", "spec.jobs[0].name: String should match pattern"),
-        ("- {name: etl, image: busybox, schedulerPort: 9000, payload: {path: ''}}", "etl", "dev", "spec.jobs[0].payload.path"),
+        (
+            "- {name: etl, image: busybox, schedulerPort: 9000}",
+            "compute",
+            "dev",
+            "no job named 'compute'",
+        ),
+        (
+            "- {name: etl, image: busybox, schedulerPort: 9000}",
+            "etl",
+            "qa",
+            "no environment named 'qa'",
+        ),
+        (
+            "- {name: etl, image: 'x:{imageTagName}', schedulerPort: 9000}",
+            "etl",
+            "dev",
+            "needs an imageTagName",
+        ),
+        (
+            "- {name: etl, image: busybox, schedulerPort: 0}",
+            "etl",
+            "dev",
+            "spec.jobs[0].schedulerPort: Input should be greater than or equal to 1",
+        ),
+        (
+            "- {name: Etl_1, image: busybox, schedulerPort: 9000}",
+            "Etl_1",
+            "dev",
+            "spec.jobs[0].name: String should match pattern",
+        ),
+        (
+            "- {name: etl, image: busybox, schedulerPort: 9000, payload: {path: ''}}",
+            "etl",
+            "dev",
+            "spec.jobs[0].payload.path",
+        ),
     ],
 )
 def test_a_bad_config_is_one_clear_line_naming_file_and_field(
@@ -118,7 +155,7 @@ def test_a_file_that_is_not_a_radix_application_names_the_field() -> None:
 
 
 def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_radixconfig(tmp_path / "nope.yaml")
 
 

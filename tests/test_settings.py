@@ -37,7 +37,11 @@ def test_flags_win_over_environment_variables(tmp_path: Path) -> None:
         env,
         namespace_file=tmp_path / "none",
     )
-    assert (settings.port, settings.definition.name, settings.definition.app) == (7000, "etl", "other")
+    assert (settings.port, settings.definition.name, settings.definition.app) == (
+        7000,
+        "etl",
+        "other",
+    )
     assert settings.namespace == "ns"
     assert settings.log_level == "DEBUG"
 
@@ -45,10 +49,15 @@ def test_flags_win_over_environment_variables(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": "0"},
-         "setting RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT: Input should be greater than or equal to 1"),
+        (
+            {"RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": "0"},
+            "setting RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT: Input should be greater than or equal to 1",
+        ),
         ({"SCHEDULER_PORT": "http"}, "setting SCHEDULER_PORT: Input should be a valid integer"),
-        ({"LOG_LEVEL": "loud"}, "setting LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        (
+            {"LOG_LEVEL": "loud"},
+            "setting LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
+        ),
         ({"RADIX_COMPONENT": ""}, "setting RADIX_COMPONENT: Field required"),
         ({"RADIX_COMPONENT": "nope"}, "spec.jobs: no job named 'nope'"),
     ],
@@ -63,8 +72,10 @@ def test_main_exits_2_with_one_line_for_a_bad_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "radixconfig.yaml"
-    bad.write_text("apiVersion: radix.equinor.com/v1\nkind: RadixApplication\nmetadata: {name: a}\n"
-                   "spec:\n  environments: [{name: dev}]\n  jobs: [{name: compute, image: x}]\n")
+    bad.write_text(
+        "apiVersion: radix.equinor.com/v1\nkind: RadixApplication\nmetadata: {name: a}\n"
+        "spec:\n  environments: [{name: dev}]\n  jobs: [{name: compute, image: x}]\n"
+    )
     assert main([], {**ENV, "RADIX_CONFIG_FILE": str(bad)}) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"job-scheduler: {bad}: spec.jobs[0].schedulerPort: Field required"
@@ -72,9 +83,21 @@ def test_main_exits_2_with_one_line_for_a_bad_config(
 
 def test_the_console_process_exits_2_on_a_missing_config(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "--config", str(tmp_path / "missing.yaml"),
-         "--job", "compute", "--environment", "dev"],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "--config",
+            str(tmp_path / "missing.yaml"),
+            "--job",
+            "compute",
+            "--environment",
+            "dev",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 2
     assert "missing.yaml: cannot read the radixconfig" in result.stderr

@@ -19,8 +19,17 @@ def at(seconds: int) -> datetime:
 
 def job(**changes: object) -> JobRecord:
     values: dict[str, object] = dict(
-        name="compute-20240501120000-abcdefgh", uid="u", resource_version="1", job_id=None,
-        created=T0, started=None, completed=None, active=0, ready=0, succeeded=0, failed=0,
+        name="compute-20240501120000-abcdefgh",
+        uid="u",
+        resource_version="1",
+        job_id=None,
+        created=T0,
+        started=None,
+        completed=None,
+        active=0,
+        ready=0,
+        succeeded=0,
+        failed=0,
     )
     values.update(changes)
     return JobRecord(**values)  # type: ignore[arg-type]
@@ -28,8 +37,14 @@ def job(**changes: object) -> JobRecord:
 
 def pod(state: ContainerState, name: str = "p1", created: int = 1, **changes: object) -> PodRecord:
     values: dict[str, object] = dict(
-        name=name, uid=name, resource_version="1", job_name="compute-20240501120000-abcdefgh",
-        created=at(created), phase="Pending", started=at(created), container=state,
+        name=name,
+        uid=name,
+        resource_version="1",
+        job_name="compute-20240501120000-abcdefgh",
+        created=at(created),
+        phase="Pending",
+        started=at(created),
+        container=state,
     )
     values.update(changes)
     return PodRecord(**values)  # type: ignore[arg-type]
@@ -65,10 +80,15 @@ def test_a_ready_pod_makes_the_job_running() -> None:
 
 
 def test_a_complete_job_succeeded_and_ended_at_its_completion_time() -> None:
-    done = ContainerState("terminated", reason="Completed", exit_code=0,
-                          started_at=at(3), finished_at=at(9))
-    record = job(succeeded=1, started=at(1), completed=at(10),
-                 conditions=(condition("SuccessCriteriaMet", 10), condition("Complete", 10)))
+    done = ContainerState(
+        "terminated", reason="Completed", exit_code=0, started_at=at(3), finished_at=at(9)
+    )
+    record = job(
+        succeeded=1,
+        started=at(1),
+        completed=at(10),
+        conditions=(condition("SuccessCriteriaMet", 10), condition("Complete", 10)),
+    )
     status = derive_status(record, [pod(done, phase="Succeeded")])
     assert status.status is JobStatusEnum.SUCCEEDED
     assert status.ended == at(10)
@@ -80,18 +100,32 @@ def test_a_complete_job_succeeded_and_ended_at_its_completion_time() -> None:
 @pytest.mark.parametrize(
     ("reason", "message", "container", "expected"),
     [
-        ("BackoffLimitExceeded", "Job has reached the specified backoff limit",
-         ContainerState("terminated", reason="Error", exit_code=3, finished_at=at(5)),
-         "Job has reached the specified backoff limit: the container exited with code 3"),
-        ("BackoffLimitExceeded", "Job has reached the specified backoff limit",
-         ContainerState("terminated", reason="OOMKilled", exit_code=137, finished_at=at(5)),
-         "Job has reached the specified backoff limit: Out of memory. The container was OOMKilled (exit code 137)"),
-        ("DeadlineExceeded", "Job was active longer than specified deadline",
-         ContainerState("waiting", reason="ImagePullBackOff", message="Back-off pulling image \"nope\""),
-         "Job was active longer than specified deadline: ImagePullBackOff: Back-off pulling image \"nope\""),
-        ("DeadlineExceeded", "Job was active longer than specified deadline",
-         ContainerState("running", started_at=at(3)),
-         "Job was active longer than specified deadline"),
+        (
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+            ContainerState("terminated", reason="Error", exit_code=3, finished_at=at(5)),
+            "Job has reached the specified backoff limit: the container exited with code 3",
+        ),
+        (
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+            ContainerState("terminated", reason="OOMKilled", exit_code=137, finished_at=at(5)),
+            "Job has reached the specified backoff limit: Out of memory. The container was OOMKilled (exit code 137)",
+        ),
+        (
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+            ContainerState(
+                "waiting", reason="ImagePullBackOff", message='Back-off pulling image "nope"'
+            ),
+            'Job was active longer than specified deadline: ImagePullBackOff: Back-off pulling image "nope"',
+        ),
+        (
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+            ContainerState("running", started_at=at(3)),
+            "Job was active longer than specified deadline",
+        ),
     ],
 )
 def test_a_failed_job_says_why(
@@ -114,8 +148,11 @@ def test_an_image_pull_problem_is_reported_while_the_job_is_still_active() -> No
 
 
 def test_an_unschedulable_pod_says_why() -> None:
-    unscheduled = pod(ContainerState("unknown"), condition_reason="Unschedulable",
-                      condition_message="0/3 nodes are available: 3 Insufficient memory.")
+    unscheduled = pod(
+        ContainerState("unknown"),
+        condition_reason="Unschedulable",
+        condition_message="0/3 nodes are available: 3 Insufficient memory.",
+    )
     status = derive_status(job(active=1), [unscheduled])
     assert status.message == "Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
 
@@ -125,7 +162,9 @@ def test_retries_are_listed_in_creation_order_with_their_index_and_exit_codes() 
     second = pod(RUNNING, name="a", created=5, ready=True)
     status = derive_status(job(active=1, ready=1, failed=1), [second, first])
     assert [(p.name, p.pod_index, p.exit_code) for p in status.pod_statuses] == [
-        ("b", 0, 1), ("a", 1, 0)]
+        ("b", 0, 1),
+        ("a", 1, 0),
+    ]
     assert status.status is JobStatusEnum.RUNNING
     assert status.failed == 1
 
