@@ -1,0 +1,35 @@
+"""Time as the fake sees it: RFC 3339 timestamps like the API server's, and scaled durations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+
+def rfc3339(at: float | None = None) -> str:
+    """`2024-05-01T12:00:00Z`: UTC with second precision, as metav1.Time is serialized."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_micro(at: float | None = None) -> str:
+    """metav1.MicroTime, used by Events' eventTime."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Clock:
+    """Simulated durations (a container's `sleep 30`, a back-off) times `scale`, so tests can
+    run a minute of cluster time in a few seconds. Timestamps stay wall-clock."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        if scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.scale = scale
+
+    def seconds(self, simulated: float) -> float:
+        return simulated * self.scale
+
+    async def sleep(self, simulated: float) -> None:
+        await asyncio.sleep(simulated * self.scale)

@@ -1,0 +1,183 @@
+"""Pod status as a kubelet writes it, one pure function per phase of a container's life."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .clock import rfc3339
+
+JSON = dict[str, Any]
+
+NODE_NAME = "fake-node"
+HOST_IP = "172.18.0.2"
+
+
+def set_condition(
+    conditions: list[JSON], kind: str, status: bool, reason: str | None = None
+) -> None:
+    """Set one condition, keeping lastTransitionTime unless its status changes."""
+    text = "True" if status else "False"
+    for condition in conditions:
+        if condition["type"] == kind:
+            if condition["status"] != text:
+                condition["lastTransitionTime"] = rfc3339()
+            condition["status"] = text
+            condition.pop("reason", None)
+            if reason:
+                condition["reason"] = reason
+            return
+    condition = {
+        "type": kind,
+        "status": text,
+        "lastProbeTime": None,
+        "lastTransitionTime": rfc3339(),
+    }
+    if reason:
+        condition["reason"] = reason
+    conditions.append(condition)
+
+
+def _image_id(image: str) -> str:
+    digest = hashlib.sha256(image.encode()).hexdigest()
+    name = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"docker.io/library/{name}@sha256:{digest}"
+
+
+def _container_id(pod_uid: str, name: str, restarts: int) -> str:
+    return "containerd://" + hashlib.sha256(f"{pod_uid}/{name}/{restarts}".encode()).hexdigest()
+
+
+def _container_status(container: JSON, state: JSON, **fields: Any) -> JSON:
+    status: JSON = {
+        "name": container["name"],
+        "state": state,
+        "lastState": fields.pop("lastState", {}),
+        "ready": False,
+        "restartCount": 0,
+        "image": container.get("image", ""),
+        "imageID": "",
+        "started": False,
+    }
+    status.update(fields)
+    return status
+
+
+def scheduled(status: JSON, spec: JSON) -> None:
+    """Bound to the node, containers being created."""
+    status["phase"] = "Pending"
+    conditions = status.setdefault("conditions", [])
+    set_condition(conditions, "PodReadyToStartContainers", False)
+    set_condition(conditions, "Initialized", True)
+    set_condition(conditions, "Ready", False, "ContainersNotReady")
+    set_condition(conditions, "ContainersReady", False, "ContainersNotReady")
+    set_condition(conditions, "PodScheduled", True)
+    status["hostIP"] = HOST_IP
+    status["hostIPs"] = [{"ip": HOST_IP}]
+    status.setdefault("startTime", rfc3339())
+    waiting(status, spec, "ContainerCreating")
+
+
+def waiting(status: JSON, spec: JSON, reason: str, message: str | None = None) -> None:
+    state: JSON = {"waiting": {"reason": reason}}
+    if message:
+        state["waiting"]["message"] = message
+    previous = {s["name"]: s for s in status.get("containerStatuses") or []}
+    status["containerStatuses"] = [
+        _container_status(
+            c,
+            state,
+            restartCount=previous.get(c["name"], {}).get("restartCount", 0),
+            lastState=previous.get(c["name"], {}).get("lastState", {}),
+        )
+        for c in spec["containers"]
+    ]
+
+
+def running(status: JSON, spec: JSON, pod_uid: str, pod_ip: str) -> None:
+    status["phase"] = "Running"
+    conditions = status.setdefault("conditions", [])
+    for kind in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"):
+        set_condition(conditions, kind, True)
+    status["podIP"] = pod_ip
+    status["podIPs"] = [{"ip": pod_ip}]
+    previous = {s["name"]: s for s in status.get("containerStatuses") or []}
+    now = rfc3339()
+    statuses = []
+    for c in spec["containers"]:
+        restarts = previous.get(c["name"], {}).get("restartCount", 0)
+        statuses.append(
+            _container_status(
+                c,
+                {"running": {"startedAt": now}},
+                ready=True,
+                started=True,
+                restartCount=restarts,
+                lastState=previous.get(c["name"], {}).get("lastState", {}),
+                imageID=_image_id(c.get("image", "")),
+                containerID=_container_id(pod_uid, c["name"], restarts),
+            )
+        )
+    status["containerStatuses"] = statuses
+
+
+def terminated_state(container_status: JSON, exit_code: int, reason: str) -> JSON:
+    started = container_status.get("state", {}).get("running", {}).get("startedAt", rfc3339())
+    state: JSON = {
+        "exitCode": exit_code,
+        "reason": reason,
+        "startedAt": started,
+        "finishedAt": rfc3339(),
+    }
+    if "containerID" in container_status:
+        state["containerID"] = container_status["containerID"]
+    return {"terminated": state}
+
+
+def exit_reason(container: JSON, exit_code: int) -> str:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    if exit_code == 137 and "memory" in limits:
+        return "OOMKilled"
+    return "Completed" if exit_code == 0 else "Error"
+
+
+def terminated(status: JSON, spec: JSON, exit_code: int) -> None:
+    """All containers exited; the first container's exit code decides the phase."""
+    succeeded = exit_code == 0
+    status["phase"] = "Succeeded" if succeeded else "Failed"
+    reason = "PodCompleted" if succeeded else "PodFailed"
+    conditions = status.setdefault("conditions", [])
+    set_condition(conditions, "PodReadyToStartContainers", False)
+    set_condition(conditions, "Ready", False, reason)
+    set_condition(conditions, "ContainersReady", False, reason)
+    statuses = status.get("containerStatuses") or []
+    for index, (container, current) in enumerate(zip(spec["containers"], statuses, strict=False)):
+        code = exit_code if index == 0 else 0
+        current["state"] = terminated_state(current, code, exit_reason(container, code))
+        current["ready"] = False
+        current["started"] = False
+
+
+def restarting(
+    status: JSON, spec: JSON, exit_code: int, back_off_seconds: float, pod_ref: str
+) -> None:
+    """The container exited and will be restarted in place (restartPolicy OnFailure/Always)."""
+    conditions = status.setdefault("conditions", [])
+    set_condition(conditions, "Ready", False, "ContainersNotReady")
+    set_condition(conditions, "ContainersReady", False, "ContainersNotReady")
+    for container, current in zip(
+        spec["containers"], status.get("containerStatuses") or [], strict=False
+    ):
+        current["lastState"] = terminated_state(
+            current, exit_code, exit_reason(container, exit_code)
+        )
+        current["restartCount"] = current.get("restartCount", 0) + 1
+        current["ready"] = False
+        current["started"] = False
+        current["state"] = {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {int(back_off_seconds)}s restarting failed "
+                f"container={container['name']} pod={pod_ref}",
+            }
+        }

@@ -1,0 +1,384 @@
+"""The HTTP surface: kube-apiserver's REST paths for the served kinds, over aiohttp.
+
+Handlers only translate HTTP to registry calls and back; one middleware turns ApiError into a
+`Status` response, one applies injected faults, and a response hook records the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import errors as e
+from .audit import AuditEntry, ResourcePath, audit_entry, is_watch, parse_path
+from .faults import Faults
+from .kinds import KINDS, POD, Kind, kind_for
+from .kubelet import Kubelet
+from .options import DeleteOptions, Page
+from .registry import Registry
+from .selectors import SelectorError, parse_field_selector, parse_label_selector
+from .storage import Record
+from .watching import Watches, WatchRequest
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+VERSION_INFO: JSON = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-fake",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T00:00:00Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+SUBRESOURCES = {"status": frozenset({"Job", "Pod"}), "log": frozenset({"Pod"})}
+LOG_POLL_SECONDS = 0.05  # how often a followed log checks for new lines
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    registry: Registry
+    watches: Watches
+    kubelet: Kubelet
+    faults: Faults
+    record_audit: Callable[[AuditEntry], None]
+
+
+BACKEND = web.AppKey("backend", Backend)
+
+
+def json_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def status_response(error: e.ApiError) -> web.Response:
+    body = json.dumps(error.status()).encode()
+    response = json_response(body, error.code)
+    response.headers.update(error.headers)
+    return response
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except e.ApiError as error:
+        return status_response(error)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug in the fake: answer like a real server, but say so
+        log.exception("fake API server failed on %s %s", request.method, request.path_qs)
+        return status_response(e.ApiError(500, "InternalError", f"fake server error: {exc!r}"))
+
+
+@web.middleware
+async def faults_middleware(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    verdict = request.app[BACKEND].faults.judge(request.method, request.path_qs)
+    if verdict.delay_seconds:
+        await asyncio.sleep(verdict.delay_seconds)
+    if verdict.error is not None:
+        raise verdict.error
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def _record_audit(request: web.Request, response: web.StreamResponse) -> None:
+    entry = audit_entry(request.method, request.path, request.query.get("watch"), response.status)
+    request.app[BACKEND].record_audit(entry)
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise e.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise e.bad_request(f'{name}: Invalid value: "{value}": must be an integer') from exc
+
+
+def _selectors(request: web.Request, kind: Kind) -> tuple[Any, Any]:
+    try:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), kind.field_labels)
+    except SelectorError as exc:
+        raise e.bad_request(str(exc)) from exc
+    return labels, fields
+
+
+def _list_body(kind: Kind, page: Page) -> bytes:
+    metadata: JSON = {"resourceVersion": str(page.resource_version)}
+    if page.continue_token:
+        metadata["continue"] = page.continue_token
+        metadata["remainingItemCount"] = page.remaining
+    head = json.dumps(
+        {"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": metadata}
+    )
+    items = b",".join(record.item_json() for record in page.records)
+    return head[:-1].encode() + b',"items":[' + items + b"]}"
+
+
+def _deleted_body(record: Record, removed: bool) -> bytes:
+    if not removed or record.kind.returns_deleted_object:
+        return record.full_json()
+    details: JSON = {"name": record.name}
+    if record.kind.group:
+        details["group"] = record.kind.group
+    details.update({"kind": record.kind.plural, "uid": record.uid})
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
+    return json.dumps(status).encode()
+
+
+class ResourceHandler:
+    """Dispatches `/api/v1/...` and `/apis/{group}/{version}/...` to the registry."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = parse_path(request.path)
+        kind = kind_for(path.group, path.version, path.resource) if path else None
+        if path is None or kind is None:
+            raise e.not_found_path()
+        if (kind.namespaced and path.namespace is None and path.name is not None) or (
+            not kind.namespaced and path.namespace is not None
+        ):
+            raise e.not_found_path()
+        if path.subresource and kind.name not in SUBRESOURCES.get(path.subresource, ()):
+            raise e.not_found_path()
+        backend = request.app[BACKEND]
+        if path.name is None:
+            return await self._collection(request, backend, kind, path)
+        return await self._item(request, backend, kind, path, path.name)
+
+    async def _collection(
+        self, request: web.Request, backend: Backend, kind: Kind, path: ResourcePath
+    ) -> web.StreamResponse:
+        namespace = path.namespace if kind.namespaced else ""
+        labels, fields = _selectors(request, kind)
+        dry_run = bool(request.query.get("dryRun"))
+        if request.method == "GET":
+            if is_watch(request.query.get("watch")):
+                timeout = _int_param(request, "timeoutSeconds")
+                watch = WatchRequest(
+                    kind,
+                    path.namespace,
+                    labels,
+                    fields,
+                    resource_version=_int_param(request, "resourceVersion"),
+                    bookmarks=request.query.get("allowWatchBookmarks", "").lower() == "true",
+                    timeout_seconds=float(timeout) if timeout else None,
+                    send_initial_events=request.query.get("sendInitialEvents") == "true",
+                )
+                return await backend.watches.serve(request, watch)
+            page = backend.registry.list(
+                kind,
+                path.namespace,
+                labels,
+                fields,
+                limit=_int_param(request, "limit"),
+                continue_token=request.query.get("continue"),
+            )
+            return json_response(_list_body(kind, page))
+        if namespace is None:
+            raise e.method_not_allowed(request.method)
+        if request.method == "POST":
+            created = backend.registry.create(
+                kind, namespace, await _body(request), dry_run=dry_run
+            )
+            return json_response(created.full_json(), 201)
+        if request.method == "DELETE":
+            options = DeleteOptions.parse(await _body(request), request.query)
+            page = backend.registry.list(kind, namespace, labels, fields)
+            deleted = [
+                backend.registry.delete(kind, namespace, r.name, options).record
+                for r in page.records
+            ]
+            return json_response(_list_body(kind, Page(deleted, page.resource_version)))
+        raise e.method_not_allowed(request.method)
+
+    async def _item(
+        self, request: web.Request, backend: Backend, kind: Kind, path: ResourcePath, name: str
+    ) -> web.StreamResponse:
+        registry = backend.registry
+        namespace = path.namespace or ""
+        sub = path.subresource
+        dry_run = bool(request.query.get("dryRun"))
+        method = request.method
+        if sub == "log":
+            if method != "GET":
+                raise e.method_not_allowed(method)
+            return await self._log(request, backend, registry.get(kind, namespace, name))
+        if method == "GET":
+            return json_response(registry.get(kind, namespace, name).full_json())
+        if method == "PUT":
+            body = await _body(request)
+            record = registry.replace(kind, namespace, name, body, subresource=sub, dry_run=dry_run)
+            return json_response(record.full_json())
+        if method == "PATCH":
+            body = await _body(request)
+            content_type = request.headers.get("Content-Type", "")
+            record = registry.patch(
+                kind, namespace, name, body, content_type, subresource=sub, dry_run=dry_run
+            )
+            return json_response(record.full_json())
+        if method == "DELETE" and sub is None:
+            options = DeleteOptions.parse(await _body(request), request.query)
+            deletion = registry.delete(kind, namespace, name, options)
+            return json_response(_deleted_body(deletion.record, deletion.removed))
+        raise e.method_not_allowed(method)
+
+    async def _log(self, request: web.Request, backend: Backend, pod: Record) -> web.StreamResponse:
+        container = request.query.get("container")
+        text = backend.kubelet.logs(pod, container)
+        tail = _int_param(request, "tailLines")
+        if request.query.get("follow", "").lower() != "true":
+            return web.Response(text=_tail(text, tail), content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent = _tail(text, tail)
+        await response.write(sent.encode())
+        offset = len(text)
+        # Poll the kubelet until the container ends: simple, and a followed log is rare.
+        while True:
+            current = backend.registry.store.get(POD, pod.namespace, pod.name)
+            if current is None or current.uid != pod.uid:
+                break
+            text = backend.kubelet.logs(current, container)
+            await response.write(text[offset:].encode())
+            offset = len(text)
+            if backend.kubelet.logs_finished(current):
+                break
+            await asyncio.sleep(LOG_POLL_SECONDS)
+        return response
+
+
+def _tail(text: str, lines: int | None) -> str:
+    if lines is None:
+        return text
+    kept = text.splitlines(keepends=True)
+    return "".join(kept[-lines:]) if lines > 0 else ""
+
+
+async def version(request: web.Request) -> web.Response:
+    return web.json_response(VERSION_INFO)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def api_versions(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}
+            ],
+        }
+    )
+
+
+async def api_groups(request: web.Request) -> web.Response:
+    groups = sorted({k.group for k in KINDS.values() if k.group})
+    return web.json_response(
+        {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
+                }
+                for g in groups
+            ],
+        }
+    )
+
+
+async def api_resources(request: web.Request) -> web.Response:
+    group = request.match_info.get("group", "")
+    version_name = request.match_info["version"]
+    kinds = [k for k in KINDS.values() if k.group == group and k.version == version_name]
+    if not kinds:
+        raise e.not_found_path()
+    verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    resources: list[JSON] = []
+    for kind in kinds:
+        resources.append(
+            {
+                "name": kind.plural,
+                "singularName": kind.name.lower(),
+                "namespaced": kind.namespaced,
+                "kind": kind.name,
+                "verbs": verbs,
+            }
+        )
+        for sub, owners in SUBRESOURCES.items():
+            if kind.name in owners:
+                resources.append(
+                    {
+                        "name": f"{kind.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": True,
+                        "kind": kind.name,
+                        "verbs": ["get"] if sub == "log" else ["get", "patch", "update"],
+                    }
+                )
+    group_version = f"{group}/{version_name}" if group else version_name
+    return web.json_response(
+        {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": resources,
+        }
+    )
+
+
+def create_app(backend: Backend) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware, faults_middleware], client_max_size=64 * 1024 * 1024
+    )
+    app[BACKEND] = backend
+    app.on_response_prepare.append(_record_audit)
+    app.router.add_get("/version", version)
+    for probe in ("/healthz", "/readyz", "/livez"):
+        app.router.add_get(probe, health)
+    app.router.add_get("/api", api_versions)
+    app.router.add_get("/apis", api_groups)
+    app.router.add_get("/api/{version}", api_resources)
+    app.router.add_get("/apis/{group}/{version}", api_resources)
+    app.router.add_route("*", "/{tail:.*}", ResourceHandler().handle)
+    return app
