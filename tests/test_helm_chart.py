@@ -188,8 +188,10 @@ def test_scheduler_is_told_its_config_job_environment_app_and_namespace(helm: Pa
 def test_shutdown_timeout_leaves_five_seconds_of_the_grace_period(helm: Path) -> None:
     manifests = render(helm, "--set", "terminationGracePeriodSeconds=60")
     assert env_of(scheduler_container(manifests))["SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS"] == "55"
-    assert only(manifests, "Deployment")["spec"]["template"]["spec"][
-        "terminationGracePeriodSeconds"] == 60
+    assert (
+        only(manifests, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        == 60
+    )
 
 
 def test_full_values_set_app_history_log_level_and_extra_env_last(helm: Path) -> None:
