@@ -102,3 +102,31 @@ def test_the_console_process_exits_2_on_a_missing_config(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "missing.yaml: cannot read the radixconfig" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_kubeconfig_stops_the_process_with_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "--config",
+            EXAMPLE,
+            "--job",
+            "compute",
+            "--environment",
+            "dev",
+            "--port",
+            "18099",
+            "--kubeconfig",
+            str(tmp_path / "nope"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        f"job-scheduler: kubeconfig {tmp_path / 'nope'}: no such file"
+    )

@@ -86,6 +86,9 @@ async def _json(call: Awaitable[aiohttp.ClientResponse]) -> dict[str, Any]:
 
 async def load_configuration(kubeconfig: Path | None) -> k8s.Configuration:
     configuration = k8s.Configuration()
+    if kubeconfig is not None and not kubeconfig.is_file():
+        # The client would say "Expected key current-context", which hides the real problem.
+        raise ConfigError(f"kubeconfig {kubeconfig}: no such file")
     try:
         if kubeconfig is not None:
             await k8s_config.load_kube_config(  # type: ignore[no-untyped-call]

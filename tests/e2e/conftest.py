@@ -32,26 +32,8 @@ READY_TIMEOUT_SECONDS = 60.0
 # Per test: a job may take 120 s on a real cluster (image pull, scheduling) plus GC of what it owns.
 TEST_TIMEOUT_SECONDS = 420
 
-RADIXCONFIG = """\
-apiVersion: radix.equinor.com/v1
-kind: RadixApplication
-metadata:
-  name: myapp
-spec:
-  environments:
-    - name: dev
-  jobs:
-    - name: compute
-      image: busybox:1.36
-      schedulerPort: 8000
-      runAsUser: 1000
-      payload:
-        path: /compute/args
-      ports:
-        - name: http
-          port: 3000
-      command: ["sh", "-c", "sleep 2; exit 0"]
-"""
+# The radixconfig the in-process tests serve: job `compute`, busybox, payload path and a port.
+TEST_CONFIG = Path(__file__).parent.parent / "radixconfig.yaml"
 
 Client = TestClient[web.Request, web.Application]
 
@@ -137,10 +119,8 @@ async def scheduler(
     cluster: Cluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Client]:
     workdir = tmp_path_factory.mktemp("scheduler")
-    config = workdir / "radixconfig.yaml"
-    config.write_text(RADIXCONFIG, encoding="utf-8")
     environ = {
-        "RADIX_CONFIG_FILE": str(config),
+        "RADIX_CONFIG_FILE": str(TEST_CONFIG),
         "RADIX_COMPONENT": "compute",
         "RADIX_ENVIRONMENT": "dev",
         "SCHEDULER_NAMESPACE": namespace,
