@@ -56,10 +56,12 @@ def _paths() -> dict[str, Any]:
                 "operationId": "createJob",
                 "parameters": [
                     {
-                        "description": "Job to create",
+                        "description": "Job to create; an empty body creates a job with "
+                        "the configured defaults",
                         "name": "jobCreation",
                         "in": "body",
-                        "required": True,
+                        # Radix's spec says required, but Radix (and we) accept an empty body.
+                        "required": False,
                         "schema": {"$ref": "#/definitions/JobScheduleDescription"},
                     }
                 ],
@@ -129,7 +131,12 @@ def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
         merged = {k: v for k, v in schema.items() if k != "anyOf"}
         if len(options) == 1:
             merged = {**options[0], **merged}
-        return _to_swagger(merged, enums)
+        converted = _to_swagger(merged, enums)
+        if "$ref" not in converted and len(options) < len(schema["anyOf"]):
+            # We send `null` for an unset time, as Radix does; say so (openapi-generator and
+            # validators read this Swagger 2.0 extension).
+            converted["x-nullable"] = True
+        return converted
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in enums:
         # Radix inlines enums in the property; keep the property's own description.
