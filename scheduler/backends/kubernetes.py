@@ -86,7 +86,7 @@ async def _json(call: Awaitable[aiohttp.ClientResponse]) -> dict[str, Any]:
 
 async def load_configuration(kubeconfig: Path | None) -> k8s.Configuration:
     configuration = k8s.Configuration()
-    if kubeconfig is not None and not kubeconfig.is_file():
+    if kubeconfig is not None and not await asyncio.to_thread(kubeconfig.is_file):
         # The client would say "Expected key current-context", which hides the real problem.
         raise ConfigError(f"kubeconfig {kubeconfig}: no such file")
     try:
