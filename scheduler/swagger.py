@@ -131,12 +131,12 @@ def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
         merged = {k: v for k, v in schema.items() if k != "anyOf"}
         if len(options) == 1:
             merged = {**options[0], **merged}
-        converted = _to_swagger(merged, enums)
-        if "$ref" not in converted and len(options) < len(schema["anyOf"]):
+        optional: dict[str, Any] = _to_swagger(merged, enums)
+        if "$ref" not in optional and len(options) < len(schema["anyOf"]):
             # We send `null` for an unset time, as Radix does; say so (openapi-generator and
             # validators read this Swagger 2.0 extension).
-            converted["x-nullable"] = True
-        return converted
+            optional["x-nullable"] = True
+        return optional
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in enums:
         # Radix inlines enums in the property; keep the property's own description.
