@@ -24,6 +24,7 @@ from scheduler.watching import watching
 # JSON escapes can make a 1 MiB payload several times larger on the wire; the 1 MiB limit on the
 # payload itself is checked after parsing, with a clear 413.
 MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
+PRUNE_INTERVAL = web.AppKey("prune_interval_seconds", float)
 
 
 def identity_of(settings: Settings) -> Identity:
@@ -83,9 +84,6 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 async def _prune_after_sync(view: JobView, pruner: Pruner) -> None:
     await view.wait_synced()
     pruner.poke()
-
-
-PRUNE_INTERVAL = web.AppKey("prune_interval_seconds", float)
 
 
 def create_app(

@@ -11,7 +11,6 @@ from scheduler.backends.base import Kind
 class Health:
     synced: set[Kind] = field(default_factory=set)
     problems: dict[Kind, str] = field(default_factory=dict)
-    watch_restarts: int = 0
 
     def watch_ok(self, kind: Kind) -> None:
         self.synced.add(kind)

@@ -67,12 +67,10 @@ async def watching(
         except ResourceExpiredError:
             log.info("the %s watch history expired; relisting", kind.value)
             version = None
-            health.watch_restarts += 1
             on_restart(kind, "expired")
         except SchedulerError as exc:
             delay = backoff.next_delay()
             health.watch_failed(kind, exc.message)
-            health.watch_restarts += 1
             on_restart(kind, "error")
             log.warning(
                 "the %s watch failed; retrying in %.1fs: %s", kind.value, delay, exc.message
