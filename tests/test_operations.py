@@ -126,6 +126,11 @@ async def test_no_log_line_ever_contains_the_payload(
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert any(name in line for line in lines)
     assert not any(secret in line for line in lines)
+    requests = [json.loads(line) for line in lines if '"route": "/api/v1/jobs' in line]
+    assert {r.get("job_name") for r in requests if r["message"].startswith(("POST", "DELETE"))} == {
+        name
+    }
+    assert all(r.get("request_id") for r in requests)
 
 
 # -- the real process --------------------------------------------------------------------------

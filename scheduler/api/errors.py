@@ -37,6 +37,11 @@ def _route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _created_name(response: web.StreamResponse) -> str | None:
+    """The job a successful POST created, so its request line names it too."""
+    return response.headers.get("X-Job-Name")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map errors to `Status`, and log and measure each request under its route template."""
@@ -80,6 +85,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                     "route": route,
                     "status": response.status,
                     "duration_ms": round(elapsed * 1000, 2),
+                    "job_name": request.match_info.get("jobName") or _created_name(response),
                 },
             )
         response.headers["X-Request-Id"] = request_id.get() or ""

@@ -42,7 +42,9 @@ def parse_description(raw: bytes) -> JobScheduleDescription:
 async def create_job(request: web.Request) -> web.Response:
     description = parse_description(await request.read())
     status = await request.app[SERVICE].create(description)
-    return web.Response(body=status.model_dump_json(by_alias=True), content_type=_JSON)
+    response = web.Response(body=status.model_dump_json(by_alias=True), content_type=_JSON)
+    response.headers["X-Job-Name"] = status.name
+    return response
 
 
 async def get_jobs(request: web.Request) -> web.Response:
