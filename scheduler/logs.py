@@ -16,6 +16,20 @@ from typing import Any
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_make_record = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamped when the record is made, so handlers that format later (queues) keep the id.
+    record = _make_record(*args, **kwargs)
+    rid = request_id.get()
+    if rid is not None:
+        record.request_id = rid
+    return record
+
+
+if getattr(logging.getLogRecordFactory(), "__name__", "") != _record_with_request_id.__name__:
+    logging.setLogRecordFactory(_record_with_request_id)
 _NEVER_LOGGED = frozenset({"payload", "data", "secret", "body"})
 
 
@@ -27,9 +41,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        rid = request_id.get()
-        if rid is not None:
-            entry["request_id"] = rid
         for key, value in vars(record).items():
             if key in _STANDARD_ATTRIBUTES or key in _NEVER_LOGGED or key.startswith("_"):
                 continue
