@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from scheduler.backends.base import PortSpec
 from scheduler.errors import ConfigError
 
 DEFAULT_TIME_LIMIT_SECONDS = 43200
@@ -109,12 +110,6 @@ class RadixApplication(_Lenient):
     kind: Literal["RadixApplication"]
     metadata: Metadata
     spec: Spec
-
-
-class PortSpec(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    name: str
-    port: int
 
 
 class JobDefinition(BaseModel):
@@ -226,7 +221,7 @@ def resolve_job(
         image=image,
         scheduler_port=job.scheduler_port,
         payload_path=job.payload.path if job.payload else None,
-        ports=tuple(PortSpec(name=p.name, port=p.port) for p in job.ports),
+        ports=tuple(PortSpec(p.name, p.port) for p in job.ports),
         requests=_merge(base_resources.requests, env_resources.requests),
         limits=_merge(base_resources.limits, env_resources.limits),
         variables=_merge(job.variables, env.variables),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, PortSpec
+from scheduler.backends.base import Backend, ExitCodeRule, JobRequest
 from scheduler.errors import (
     ConflictError,
     InvalidError,
@@ -70,7 +70,7 @@ def build_request(
         else definition.command,
         args=tuple(description.args) if description.args is not None else definition.args,
         env=variables,
-        ports=tuple(PortSpec(p.name, p.port) for p in definition.ports),
+        ports=definition.ports,
         requests=requests,
         limits=limits,
         payload=payload,
