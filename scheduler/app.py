@@ -58,7 +58,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         view,
         service.prune,
         limit=app[SETTINGS].history_limit,
-        min_interval_seconds=app.get(PRUNE_INTERVAL, MIN_PRUNE_INTERVAL_SECONDS),
+        min_interval_seconds=app[PRUNE_INTERVAL],
         on_pruned=lambda name: metrics.pruned.inc(),
     )
     tasks = [
