@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from scheduler.api.keys import HEALTH, METRICS
+from scheduler.api.keys import HEALTH, METRICS, VIEW
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,7 +15,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    reason = request.app[HEALTH].not_ready_reason()
+    reason = request.app[HEALTH].not_ready_reason(request.app[VIEW].synced)
     if reason is None:
         return web.Response(text="ok\n")
     body = json.dumps({"ready": False, "reason": reason})
