@@ -44,12 +44,6 @@ class JobView:
     async def wait_synced(self) -> None:
         await self._synced_event.wait()
 
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._jobs
-
     def job(self, name: str) -> JobRecord | None:
         return self._jobs.get(name)
 
