@@ -81,51 +81,27 @@ def test_main_exits_2_with_one_line_for_a_bad_config(
     assert err == f"job-scheduler: {bad}: spec.jobs[0].schedulerPort: Field required"
 
 
-def test_the_console_process_exits_2_on_a_missing_config(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "--config",
-            str(tmp_path / "missing.yaml"),
-            "--job",
-            "compute",
-            "--environment",
-            "dev",
-        ],
+def run_scheduler(config: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`python -m scheduler` for job compute in dev, as an operator would start it."""
+    command = [sys.executable, "-m", "scheduler", "--config", config, "--job", "compute"]
+    return subprocess.run(
+        [*command, "--environment", "dev", *flags],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_the_console_process_exits_2_on_a_missing_config(tmp_path: Path) -> None:
+    result = run_scheduler(str(tmp_path / "missing.yaml"))
     assert result.returncode == 2
     assert "missing.yaml: cannot read the radixconfig" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_missing_kubeconfig_stops_the_process_with_exit_2(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "--config",
-            EXAMPLE,
-            "--job",
-            "compute",
-            "--environment",
-            "dev",
-            "--port",
-            "18099",
-            "--kubeconfig",
-            str(tmp_path / "nope"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_scheduler(EXAMPLE, "--port", "18099", "--kubeconfig", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         f"job-scheduler: kubeconfig {tmp_path / 'nope'}: no such file"
