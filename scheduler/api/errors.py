@@ -65,9 +65,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             elif exc.status == 413:
                 message = f"request body too large: {exc.text or exc.reason}"
             response = status_response(message, reason, exc.status)
-            for header in ("Allow",):
-                if header in exc.headers:
-                    response.headers[header] = exc.headers[header]
+            if "Allow" in exc.headers:  # a 405 says which methods the route takes
+                response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("unexpected error serving %s %s", request.method, request.path)
             response = status_response("internal error", "InternalError", 500)
