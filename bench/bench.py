@@ -38,15 +38,15 @@ if str(REPO) not in sys.path:
 from kubernetes.aio import client as k8s  # noqa: E402
 
 from scheduler.app import identity_of  # noqa: E402
-from scheduler.backends.kubernetes import load_configuration  # noqa: E402
-from scheduler.backends.manifests import (  # noqa: E402
+from scheduler.backends.kubernetes.client import load_configuration  # noqa: E402
+from scheduler.backends.kubernetes.manifests import (  # noqa: E402
     build_job,
     build_payload_secret,
     build_service,
     label_selector,
 )
 from scheduler.models import JobScheduleDescription  # noqa: E402
-from scheduler.service import build_request  # noqa: E402
+from scheduler.domain.jobs import build_request  # noqa: E402
 from scheduler.settings import Settings, load_settings  # noqa: E402
 
 HOST = "127.0.0.1"

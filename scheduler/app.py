@@ -12,10 +12,10 @@ from scheduler.api.errors import error_middleware
 from scheduler.api.keys import BACKEND, HEALTH, METRICS, SERVICE, SETTINGS, SWAGGER, VIEW
 from scheduler.api.routes import add_routes
 from scheduler.backends.base import Backend, Identity, Kind
+from scheduler.domain.jobs import JobService
+from scheduler.domain.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
 from scheduler.health import Health
 from scheduler.metrics import Metrics
-from scheduler.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
-from scheduler.service import JobService
 from scheduler.settings import Settings
 from scheduler.store import JobView
 from scheduler.swagger import render
@@ -39,7 +39,7 @@ def identity_of(settings: Settings) -> Identity:
 
 def _default_backend(settings: Settings) -> Backend:
     # The only place the Kubernetes backend is chosen; importing it loads the client library.
-    from scheduler.backends.kubernetes import KubernetesBackend
+    from scheduler.backends.kubernetes.client import KubernetesBackend
 
     return KubernetesBackend(identity_of(settings), kubeconfig=settings.kubeconfig)
 

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from scheduler.backends.base import JobRecord, Kind, PodRecord, Record, WatchEvent
+from scheduler.domain.status import derive_status
 from scheduler.models import JobStatus, JobStatusEnum
-from scheduler.status import derive_status
 
 # A job deleted through this scheduler stays hidden while late watch events for it drain.
 TOMBSTONE_SECONDS = 600.0

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from scheduler.app import create_app, identity_of
-from scheduler.backends.kubernetes import KubernetesBackend
+from scheduler.backends.kubernetes.client import KubernetesBackend
 from scheduler.settings import Settings, load_settings
 from tests.fakekube import FakeKube
 

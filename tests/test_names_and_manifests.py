@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 
 from scheduler.backends.base import ExitCodeRule, Identity, JobRequest, PortSpec
-from scheduler.backends.manifests import (
+from scheduler.backends.kubernetes.manifests import (
     build_job,
     build_payload_secret,
     build_service,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from scheduler.domain.pruning import select_prunable
 from scheduler.models import JobStatus, JobStatusEnum
-from scheduler.pruning import select_prunable
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
+from scheduler.domain.status import derive_status
 from scheduler.models import JobStatusEnum, ReplicaStatusEnum
-from scheduler.status import derive_status
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

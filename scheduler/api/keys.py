@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from scheduler.backends.base import Backend
+from scheduler.domain.jobs import JobService
 from scheduler.health import Health
 from scheduler.metrics import Metrics
-from scheduler.service import JobService
 from scheduler.settings import Settings
 from scheduler.store import JobView
 

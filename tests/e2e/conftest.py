@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kubernetes.aio import client as k8s
 
 from scheduler.app import create_app
-from scheduler.backends.kubernetes import load_configuration
+from scheduler.backends.kubernetes.client import load_configuration
 from scheduler.settings import load_settings
 
 KUBECONFIG_ENV = "SCHEDULER_E2E_KUBECONFIG"

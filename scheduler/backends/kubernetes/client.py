@@ -21,13 +21,13 @@ from kubernetes.aio import config as k8s_config
 from kubernetes.aio.config.config_exception import ConfigException
 
 from scheduler.backends.base import Identity, JobRecord, JobRequest, Kind, Record, WatchEvent
-from scheduler.backends.manifests import (
+from scheduler.backends.kubernetes.manifests import (
     build_job,
     build_payload_secret,
     build_service,
     label_selector,
 )
-from scheduler.backends.records import job_record, pod_record
+from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.errors import (
     BackendError,
     BackendUnavailableError,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
-from scheduler.backends.manifests import ANNOTATION_JOB_ID, POD_JOB_NAME_LABEL
+from scheduler.backends.kubernetes.manifests import ANNOTATION_JOB_ID, POD_JOB_NAME_LABEL
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,5 +1,5 @@
-"""Wire models: request and response bodies of the v1 API. Their names, field names and types are
-Radix's swagger definitions; `swagger.json` is generated from these classes."""
+"""Wire models of single jobs: the create body and the job and pod statuses, with Radix's names,
+field names and types; `swagger.json` is generated from these classes."""
 
 from __future__ import annotations
 
@@ -8,26 +8,15 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     RootModel,
     SerializerFunctionWrapHandler,
-    field_serializer,
     model_serializer,
 )
 
+from scheduler.models.wire import Int32, Int64, Timestamps, Wire
+
 MAX_PAYLOAD_BYTES = 1024 * 1024
-
-# Swagger 2.0 integer formats, as in Radix's definitions (generated clients pick types from them).
-Int32 = Annotated[int, Field(json_schema_extra={"format": "int32"})]
-Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
-
-
-class _Wire(BaseModel):
-    # Clients written for Radix send fields we may not know yet; like Radix (Go's encoding/json)
-    # we ignore them rather than fail.
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
 
 class EnvVars(RootModel[dict[str, str]]):
@@ -38,14 +27,14 @@ class ResourceList(RootModel[dict[str, str]]):
     """Resource quantities by name, e.g. {"cpu": "500m", "memory": "256Mi"}"""
 
 
-class Resources(_Wire):
+class Resources(Wire):
     """Resources describes the compute resource requirements."""
 
     limits: ResourceList | None = None
     requests: ResourceList | None = None
 
 
-class Node(_Wire):
+class Node(Wire):
     """Node defines node attributes, where container should be scheduled"""
 
     gpu: str | None = Field(default=None, description="Defines rules for allowed GPU types.")
@@ -54,7 +43,7 @@ class Node(_Wire):
     )
 
 
-class Runtime(_Wire):
+class Runtime(Wire):
     """Runtime defines the component or job's target runtime requirements"""
 
     architecture: str | None = Field(default=None, description="CPU architecture")
@@ -76,7 +65,7 @@ class FailurePolicyRuleOnExitCodesOperator(StrEnum):
     NOT_IN = "NotIn"
 
 
-class FailurePolicyRuleOnExitCodes(_Wire):
+class FailurePolicyRuleOnExitCodes(Wire):
     """FailurePolicyRuleOnExitCodes describes the requirement for handling
     a failed job replica based on its exit code."""
 
@@ -88,7 +77,7 @@ class FailurePolicyRuleOnExitCodes(_Wire):
     )
 
 
-class FailurePolicyRule(_Wire):
+class FailurePolicyRule(Wire):
     """FailurePolicyRule describes how a job replica failure is handled when the onExitCodes
     rules are met."""
 
@@ -98,7 +87,7 @@ class FailurePolicyRule(_Wire):
     on_exit_codes: FailurePolicyRuleOnExitCodes = Field(alias="onExitCodes")
 
 
-class FailurePolicy(_Wire):
+class FailurePolicy(Wire):
     """FailurePolicy describes how failed job replicas influence the backoffLimit."""
 
     rules: Annotated[list[FailurePolicyRule], Field(max_length=20)] = Field(
@@ -106,7 +95,7 @@ class FailurePolicy(_Wire):
     )
 
 
-class RadixJobComponentConfig(_Wire):
+class RadixJobComponentConfig(Wire):
     """RadixJobComponentConfig holds description of RadixJobComponent"""
 
     resources: Resources | None = None
@@ -176,27 +165,13 @@ class ReplicaStatusEnum(StrEnum):
     STOPPED = "Stopped"
 
 
-class ReplicaStatus(_Wire):
+class ReplicaStatus(Wire):
     """ReplicaStatus describes the status of a component container inside a pod"""
 
     status: ReplicaStatusEnum = Field(description="Status of the container")
 
 
-def _rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Timestamps(_Wire):
-    """Times go out as RFC 3339 UTC with second precision, as the Kubernetes API gives them."""
-
-    @field_serializer("*", when_used="json", check_fields=False)
-    def _times(self, value: Any) -> Any:
-        return _rfc3339(value) if isinstance(value, datetime) else value
-
-
-class PodStatus(_Timestamps):
+class PodStatus(Timestamps):
     """PodStatus contains details for the current status of the job's pods."""
 
     name: str = Field(description="Pod name")
@@ -247,7 +222,7 @@ class PodStatus(_Timestamps):
 _ALWAYS_PRESENT = frozenset({"name", "created", "started", "ended", "updated", "status"})
 
 
-class JobStatus(_Timestamps):
+class JobStatus(Timestamps):
     """JobStatus holds general information about job status"""
 
     job_id: str | None = Field(
@@ -292,42 +267,3 @@ class JobStatus(_Timestamps):
     def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Radix always sends the timestamps (null when unset); other absent fields are left out.
         return {k: v for k, v in handler(self).items() if v is not None or k in _ALWAYS_PRESENT}
-
-
-class StatusReason(RootModel[str]):
-    """StatusReason: InternalError, BadRequest, NotFound, Invalid, RequestEntityTooLarge,
-    MethodNotAllowed, ServiceUnavailable"""
-
-
-class Status(_Wire):
-    """Status is a return value for calls that don't return other objects or when a request
-    returns an error"""
-
-    status: str | None = Field(
-        default=None,
-        description='Status of the operation.\nOne of: "Success" or "Failure".',
-        examples=["Failure"],
-    )
-    message: str | None = Field(
-        default=None,
-        description="A human-readable description of the status of this operation.",
-        examples=["job job123 is not found"],
-    )
-    reason: StatusReason | None = None
-    code: Int64 | None = Field(
-        default=None,
-        description="Suggested HTTP return code for this status, 0 if not set.",
-        examples=[404],
-    )
-
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-
-def success(message: str) -> Status:
-    return Status(status="Success", message=message, code=200)
-
-
-def failure(message: str, reason: str, code: int) -> Status:
-    return Status(status="Failure", message=message, reason=StatusReason(reason), code=code)

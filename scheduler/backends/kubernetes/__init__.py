@@ -1,0 +1,1 @@
+"""The Kubernetes backend: Jobs, payload Secrets and Services through the official client."""
