@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from scheduler.backends.base import PortSpec
+from scheduler.backends.base import NodeSpec, PortSpec, RuntimeSpec
 from scheduler.errors import ConfigError
 
 DEFAULT_TIME_LIMIT_SECONDS = 43200
@@ -57,6 +57,37 @@ class Payload(_Lenient):
     path: Annotated[str, Field(min_length=1, pattern=r"^/")]
 
 
+class Notifications(_Lenient):
+    webhook: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = None
+
+
+class Node(_Lenient):
+    gpu: YamlStr | None = None
+    gpu_count: YamlStr | None = Field(default=None, alias="gpuCount")
+
+
+class Runtime(_Lenient):
+    architecture: Literal["amd64", "arm64"] | None = None
+    node_type: (
+        Annotated[str, Field(max_length=120, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] | None
+    ) = Field(default=None, alias="nodeType")
+
+
+JobPhase = Literal["Waiting", "Active", "Running", "Succeeded", "Failed", "Stopped"]
+
+
+class BatchStatusRule(_Lenient):
+    """When `condition` (All or Any) of the batch's jobs are (`In`) or are not (`NotIn`) in
+    `jobStatuses`, the batch's status is `batchStatus`. The first rule that matches wins."""
+
+    condition: Literal["All", "Any"]
+    operator: Literal["In", "NotIn"]
+    job_statuses: Annotated[list[JobPhase], Field(min_length=1)] = Field(alias="jobStatuses")
+    batch_status: Literal[
+        "Waiting", "Active", "Running", "Succeeded", "Failed", "Stopped", "Completed"
+    ] = Field(alias="batchStatus")
+
+
 class EnvironmentConfig(_Lenient):
     environment: str
     image_tag_name: str | None = Field(default=None, alias="imageTagName")
@@ -69,6 +100,10 @@ class EnvironmentConfig(_Lenient):
     command: list[YamlStr] | None = None
     args: list[YamlStr] | None = None
     run_as_user: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="runAsUser")
+    notifications: Notifications | None = None
+    node: Node | None = None
+    runtime: Runtime | None = None
+    batch_status_rules: list[BatchStatusRule] | None = Field(default=None, alias="batchStatusRules")
 
 
 class RadixJob(_Lenient):
@@ -87,6 +122,12 @@ class RadixJob(_Lenient):
     )
     backoff_limit: Annotated[int, Field(ge=0)] | None = Field(default=None, alias="backoffLimit")
     run_as_user: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="runAsUser")
+    notifications: Notifications | None = None
+    node: Node | None = None
+    runtime: Runtime | None = None
+    batch_status_rules: list[BatchStatusRule] = Field(
+        default_factory=list, alias="batchStatusRules"
+    )
     environment_config: list[EnvironmentConfig] = Field(
         default_factory=list, alias="environmentConfig"
     )
@@ -133,6 +174,10 @@ class JobDefinition(BaseModel):
     time_limit_seconds: int
     backoff_limit: int
     run_as_user: int | None
+    webhook_url: str | None = None
+    node: NodeSpec | None = None
+    runtime: RuntimeSpec | None = None
+    batch_status_rules: tuple[BatchStatusRule, ...] = ()
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -232,7 +277,32 @@ def resolve_job(
         or DEFAULT_TIME_LIMIT_SECONDS,
         backoff_limit=_first_set(env.backoff_limit, job.backoff_limit, DEFAULT_BACKOFF_LIMIT),
         run_as_user=env.run_as_user or job.run_as_user,
+        webhook_url=_webhook(job.notifications, env.notifications),
+        node=_node(job.node, env.node),
+        runtime=_runtime(job.runtime, env.runtime),
+        batch_status_rules=tuple(
+            env.batch_status_rules if env.batch_status_rules is not None else job.batch_status_rules
+        ),
     )
+
+
+def _webhook(job: Notifications | None, env: Notifications | None) -> str | None:
+    return (env.webhook if env else None) or (job.webhook if job else None)
+
+
+def _node(job: Node | None, env: Node | None) -> NodeSpec | None:
+    """The environment's values win field by field, as radix-operator merges them."""
+    gpu = (env.gpu if env else None) or (job.gpu if job else None)
+    count = (env.gpu_count if env else None) or (job.gpu_count if job else None)
+    return NodeSpec(gpu=gpu, gpu_count=count) if gpu or count else None
+
+
+def _runtime(job: Runtime | None, env: Runtime | None) -> RuntimeSpec | None:
+    architecture = (env.architecture if env else None) or (job.architecture if job else None)
+    node_type = (env.node_type if env else None) or (job.node_type if job else None)
+    if architecture or node_type:
+        return RuntimeSpec(architecture=architecture, node_type=node_type)
+    return None
 
 
 def _first_set(*values: int | None) -> int:

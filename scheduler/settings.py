@@ -19,6 +19,8 @@ from scheduler.radixconfig import (
 
 SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+DEFAULT_CREATE_GRACE_SECONDS = 30.0
 
 # flag, environment variable, settings field
 _SOURCES: tuple[tuple[str, str | None, str], ...] = (
@@ -33,6 +35,12 @@ _SOURCES: tuple[tuple[str, str | None, str], ...] = (
     ("--log-level", "LOG_LEVEL", "log_level"),
     ("--host", "SCHEDULER_HOST", "host"),
     ("--shutdown-timeout", "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds"),
+    ("--max-request-bytes", "SCHEDULER_MAX_REQUEST_BYTES", "max_request_bytes"),
+    ("--create-grace", "SCHEDULER_CREATE_GRACE_SECONDS", "create_grace_seconds"),
+    ("--webhook-secret", "SCHEDULER_WEBHOOK_SECRET", "webhook_secret"),
+    ("--webhook-attempts", "SCHEDULER_WEBHOOK_ATTEMPTS", "webhook_attempts"),
+    ("--webhook-timeout", "SCHEDULER_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds"),
+    ("--webhook-queue-size", "SCHEDULER_WEBHOOK_QUEUE_SIZE", "webhook_queue_size"),
 )
 _NAME_OF_FIELD = {field: env or flag for flag, env, field in _SOURCES}
 
@@ -53,6 +61,12 @@ class RawSettings(BaseModel):
     log_level: LogLevel = "INFO"
     host: str = "0.0.0.0"
     shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 25.0
+    max_request_bytes: Annotated[int, Field(ge=1024 * 1024)] = DEFAULT_MAX_REQUEST_BYTES
+    create_grace_seconds: Annotated[float, Field(gt=0)] = DEFAULT_CREATE_GRACE_SECONDS
+    webhook_secret: str | None = None
+    webhook_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    webhook_queue_size: Annotated[int, Field(ge=1)] = 10_000
 
 
 class Settings(BaseModel):
@@ -69,6 +83,16 @@ class Settings(BaseModel):
     history_limit: int
     log_level: LogLevel
     shutdown_timeout_seconds: float
+    # The largest request body (a batch carries up to 500 payloads of 1 MiB each).
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    # How long a create may take before a restarted scheduler (or another replica) removes what
+    # a crashed one left half-made.
+    create_grace_seconds: float = DEFAULT_CREATE_GRACE_SECONDS
+    # Signs webhook bodies (HMAC-SHA256) when set; read it from a Secret, never the radixconfig.
+    webhook_secret: str | None = None
+    webhook_attempts: int = 5
+    webhook_timeout_seconds: float = 10.0
+    webhook_queue_size: int = 10_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,4 +165,10 @@ def load_settings(
         history_limit=raw.history_limit,
         log_level=raw.log_level,
         shutdown_timeout_seconds=raw.shutdown_timeout_seconds,
+        max_request_bytes=raw.max_request_bytes,
+        create_grace_seconds=raw.create_grace_seconds,
+        webhook_secret=raw.webhook_secret,
+        webhook_attempts=raw.webhook_attempts,
+        webhook_timeout_seconds=raw.webhook_timeout_seconds,
+        webhook_queue_size=raw.webhook_queue_size,
     )

@@ -42,6 +42,22 @@ class ExitCodeRule:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """Radix's deprecated `node`: a GPU type list (e.g. "nvidia-v100, -nvidia-k80") and count."""
+
+    gpu: str | None = None
+    gpu_count: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSpec:
+    """Radix's `runtime`: the CPU architecture and the node type (node pool) to run on."""
+
+    architecture: str | None = None
+    node_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobRequest:
     """Everything needed to start one job, already merged from config and request."""
 
@@ -60,6 +76,8 @@ class JobRequest:
     backoff_limit: int
     run_as_user: int | None = None
     failure_rules: tuple[ExitCodeRule, ...] = ()
+    node: NodeSpec | None = None
+    runtime: RuntimeSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
