@@ -1,8 +1,14 @@
-"""The committed swagger.json is generated from the code, valid, served, and Radix-compatible."""
+"""The committed swagger.json is generated from the code, valid, served, and Radix-compatible.
+
+Radix's contract is `tests/radix/radix-contract.json`, the facts extracted from its published
+swagger.json by `scripts/extract_radix_contract.py` (see tests/radix/README.md).
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +19,14 @@ from openapi_spec_validator import validate
 from scheduler.swagger import build_swagger, render
 
 ROOT = Path(__file__).parent.parent
-RADIX = json.loads((ROOT.parent / "shared" / "reference" / "radix-swagger.json").read_text())
+CONTRACT = ROOT / "tests" / "radix" / "radix-contract.json"
+EXTRACTOR = ROOT / "scripts" / "extract_radix_contract.py"
+RADIX = json.loads(CONTRACT.read_text())
 OURS = json.loads((ROOT / "swagger.json").read_text())
+# Radix posts these to a webhook it is given; no operation takes or returns them.
+WEBHOOK_BODIES = {"BatchEvent", "Event"}
+# What a field's schema says about the data on the wire.
+SHAPE = ("type", "format", "$ref", "enum", "items", "additionalProperties")
 
 
 def test_the_committed_swagger_json_is_what_the_code_generates() -> None:
@@ -27,12 +39,42 @@ def test_the_swagger_json_is_a_valid_swagger_2_document() -> None:
     validate(build_swagger())
 
 
+def test_the_radix_contract_is_a_valid_swagger_2_document_of_fourteen_operations() -> None:
+    validate(RADIX)
+    assert len(_operations(RADIX)) == 14
+
+
+def test_the_radix_contract_is_exactly_what_the_extractor_makes_of_it() -> None:
+    # Extracting from the extract changes nothing: the committed file holds facts only.
+    extracted = subprocess.run(
+        [sys.executable, str(EXTRACTOR), str(CONTRACT), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert extracted == CONTRACT.read_text(), (
+        "radix-contract.json holds more than the facts scripts/extract_radix_contract.py keeps "
+        "(or was edited by hand): regenerate it"
+    )
+
+
 def _operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         (path, method): operation
         for path, operations in spec["paths"].items()
         for method, operation in operations.items()
     }
+
+
+@pytest.mark.parametrize(
+    "key", sorted(_operations(RADIX)), ids=lambda key: _operations(RADIX)[key]["operationId"]
+)
+def test_we_serve_every_radix_operation(key: tuple[str, str]) -> None:
+    path, method = key
+    theirs, ours = _operations(RADIX)[key], _operations(OURS).get(key)
+    assert ours is not None, f"we do not serve {method.upper()} {path} ({theirs['operationId']})"
+    assert ours["operationId"] == theirs["operationId"]
 
 
 @pytest.mark.parametrize("key", sorted(_operations(OURS)))
@@ -76,19 +118,47 @@ def _schema_names_used_by_our_operations() -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", sorted(_schema_names_used_by_our_operations()))
-def test_definitions_keep_radix_names_fields_and_types(name: str) -> None:
-    ours, theirs = OURS["definitions"][name], RADIX["definitions"][name]
+def _shape(schema: Any) -> Any:
+    """A schema without its prose: what it says about the data on the wire."""
+    if not isinstance(schema, dict):
+        return schema
+    return {aspect: _shape(schema[aspect]) for aspect in SHAPE if aspect in schema}
+
+
+def _radix_definitions_we_must_have() -> list[str]:
+    return sorted(
+        name
+        for name in RADIX["definitions"]
+        if name not in WEBHOOK_BODIES or name in OURS["definitions"]
+    )
+
+
+@pytest.mark.parametrize("name", _radix_definitions_we_must_have())
+def test_we_define_every_radix_definition_with_every_field_and_its_type(name: str) -> None:
+    # Ours may add fields; it may not drop one or change its type.
+    ours, theirs = OURS["definitions"].get(name), RADIX["definitions"][name]
+    assert ours is not None, f"Radix defines {name}; we do not"
     assert ours.get("type") == theirs.get("type")
-    their_fields = theirs.get("properties", {})
+    assert _shape(ours.get("additionalProperties")) == _shape(theirs.get("additionalProperties"))
     our_fields = ours.get("properties", {})
-    assert set(their_fields) == set(our_fields), name
-    for field, their_schema in their_fields.items():
+    for field, their_schema in theirs.get("properties", {}).items():
+        assert field in our_fields, f"{name}.{field} is in Radix's contract, not in ours"
         our_schema = our_fields[field]
-        for aspect in ("type", "format", "$ref", "enum"):
-            assert our_schema.get(aspect) == their_schema.get(aspect), (name, field, aspect)
-        if "items" in their_schema:
-            assert our_schema["items"] == their_schema["items"], (name, field)
+        for aspect in SHAPE:
+            assert _shape(our_schema.get(aspect)) == _shape(their_schema.get(aspect)), (
+                name,
+                field,
+                aspect,
+            )
+
+
+@pytest.mark.parametrize("name", sorted(_schema_names_used_by_our_operations()))
+def test_definitions_our_operations_use_have_exactly_radix_fields_and_required_fields(
+    name: str,
+) -> None:
+    # What we send and take has no field more than Radix's (types are checked above).
+    ours, theirs = OURS["definitions"][name], RADIX["definitions"][name]
+    assert set(theirs.get("properties", {})) == set(ours.get("properties", {})), name
     assert set(ours.get("required", [])) == set(theirs.get("required", [])), name
 
 
