@@ -1,4 +1,4 @@
-"""Swagger 2.0 document generated from the wire models and the route table.
+"""Swagger 2.0 document generated from the wire models and the operation table (`swagger_paths`).
 
 `python -m scheduler.swagger > swagger.json` rewrites the committed file; a test fails on drift.
 Paths, operationIds and definition names follow Radix's published spec so generated clients work.
@@ -14,109 +14,27 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from scheduler import __version__
-from scheduler.models import JobScheduleDescription, JobStatus, Status
+from scheduler.models import (
+    BatchEvent,
+    BatchScheduleDescription,
+    BatchStatus,
+    JobScheduleDescription,
+    JobStatus,
+    Status,
+)
+from scheduler.swagger_paths import paths
 
 _REF = "#/definitions/{model}"
 _JSON_SCHEMA_ONLY = ("title", "default")
-_MODELS: tuple[type[BaseModel], ...] = (JobScheduleDescription, JobStatus, Status)
-
-_ERROR_DESCRIPTIONS = {
-    "400": "Bad request",
-    "404": "Not found",
-    "413": "Payload too large",
-    "422": "Invalid data in request",
-    "500": "Internal server error",
-    "503": "Service unavailable: the Kubernetes API cannot be reached or the view is not synced",
-}
-
-
-def _error_responses(*codes: str) -> dict[str, Any]:
-    return {
-        code: {"description": _ERROR_DESCRIPTIONS[code], "schema": {"$ref": "#/definitions/Status"}}
-        for code in codes
-    }
-
-
-def _job_name_parameter() -> dict[str, Any]:
-    return {
-        "type": "string",
-        "description": "Name of job",
-        "name": "jobName",
-        "in": "path",
-        "required": True,
-    }
-
-
-def _paths() -> dict[str, Any]:
-    return {
-        "/jobs": {
-            "post": {
-                "tags": ["Job"],
-                "summary": "Create job",
-                "operationId": "createJob",
-                "parameters": [
-                    {
-                        "description": "Job to create; an empty body creates a job with "
-                        "the configured defaults",
-                        "name": "jobCreation",
-                        "in": "body",
-                        # Radix's spec says required, but Radix (and we) accept an empty body.
-                        "required": False,
-                        "schema": {"$ref": "#/definitions/JobScheduleDescription"},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Successful create job",
-                        "schema": {"$ref": "#/definitions/JobStatus"},
-                    },
-                    **_error_responses("400", "404", "413", "422", "500", "503"),
-                },
-            }
-        },
-        "/jobs/": {
-            "get": {
-                "tags": ["Job"],
-                "summary": "Gets jobs",
-                "operationId": "getJobs",
-                "responses": {
-                    "200": {
-                        "description": "Successful get jobs",
-                        "schema": {"type": "array", "items": {"$ref": "#/definitions/JobStatus"}},
-                    },
-                    **_error_responses("500", "503"),
-                },
-            }
-        },
-        "/jobs/{jobName}": {
-            "get": {
-                "tags": ["Job"],
-                "summary": "Gets job",
-                "operationId": "getJob",
-                "parameters": [_job_name_parameter()],
-                "responses": {
-                    "200": {
-                        "description": "Successful get job",
-                        "schema": {"$ref": "#/definitions/JobStatus"},
-                    },
-                    **_error_responses("404", "500", "503"),
-                },
-            },
-            "delete": {
-                "tags": ["Job"],
-                "summary": "Delete job",
-                "operationId": "deleteJob",
-                "parameters": [_job_name_parameter()],
-                "responses": {
-                    "200": {
-                        "description": "Successful delete job",
-                        "schema": {"$ref": "#/definitions/Status"},
-                    },
-                    **_error_responses("404", "500", "503"),
-                },
-            },
-        },
-    }
+# BatchEvent is no operation's body: Radix publishes it (and Event) for webhook receivers.
+_MODELS: tuple[type[BaseModel], ...] = (
+    BatchEvent,
+    BatchScheduleDescription,
+    BatchStatus,
+    JobScheduleDescription,
+    JobStatus,
+    Status,
+)
 
 
 def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
@@ -180,14 +98,14 @@ def build_swagger() -> dict[str, Any]:
         "info": {
             "title": "Radix job scheduler server.",
             "description": "This is the API Server for the Radix job scheduler server "
-            "(job-scheduler implementation: single jobs on Kubernetes).",
+            "(job-scheduler implementation on Kubernetes).",
             "version": __version__,
         },
         "schemes": ["http", "https"],
         "consumes": ["application/json"],
         "produces": ["application/json"],
         "basePath": "/api/v1",
-        "paths": _paths(),
+        "paths": paths(),
         "definitions": definitions(),
     }
 
