@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -57,6 +57,30 @@ class Metrics:
             "job_scheduler_pruned_jobs",
             "Finished jobs deleted to keep the history limit",
             registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "job_scheduler_webhook_deliveries",
+            "Webhook events by final outcome: delivered, failed (out of attempts, or a 3xx/4xx"
+            " answer), dropped (queue full, or shut down first)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "job_scheduler_webhook_attempts",
+            "Webhook POST attempts by answer class (2xx, 3xx, 4xx, 5xx; error: no answer in time)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.webhook_queue = Gauge(
+            "job_scheduler_webhook_queue",
+            "Webhook events waiting for their first attempt",
+            registry=self.registry,
+        )
+        self.webhook_delivery_seconds = Histogram(
+            "job_scheduler_webhook_delivery_seconds",
+            "Time from queueing a webhook event to its delivery, retries included",
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
 
     def watch_jobs(self, counts: Callable[[], dict[JobStatusEnum, int]]) -> None:
