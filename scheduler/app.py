@@ -9,22 +9,33 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from scheduler.api.errors import error_middleware
-from scheduler.api.keys import BACKEND, HEALTH, METRICS, SERVICE, SETTINGS, SWAGGER, VIEW
+from scheduler.api.keys import (
+    BACKEND,
+    BATCHES,
+    HEALTH,
+    METRICS,
+    SERVICE,
+    SETTINGS,
+    SWAGGER,
+    VIEW,
+)
 from scheduler.api.routes import add_routes
 from scheduler.backends.base import Backend, Identity, Kind
+from scheduler.domain.batches import BatchService
 from scheduler.domain.jobs import JobService
+from scheduler.domain.notifying import Notifier
 from scheduler.domain.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
 from scheduler.health import Health
 from scheduler.metrics import Metrics
+from scheduler.recovering import recovering, sweep_interval
 from scheduler.settings import Settings
 from scheduler.store import JobView
 from scheduler.swagger import render
 from scheduler.watching import watching
+from scheduler.webhook import WebhookSender
 
-# JSON escapes can make a 1 MiB payload several times larger on the wire; the 1 MiB limit on the
-# payload itself is checked after parsing, with a clear 413.
-MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
 PRUNE_INTERVAL = web.AppKey("prune_interval_seconds", float)
+WEBHOOK = web.AppKey("webhook", WebhookSender)
 
 
 def identity_of(settings: Settings) -> Identity:
@@ -38,10 +49,24 @@ def identity_of(settings: Settings) -> Identity:
 
 
 def _default_backend(settings: Settings) -> Backend:
-    # The only place the Kubernetes backend is chosen; importing it loads the client library.
-    from scheduler.backends.kubernetes.client import KubernetesBackend
+    if settings.backend == "local":
+        from scheduler.backends.local.backend import LocalBackend
 
-    return KubernetesBackend(identity_of(settings), kubeconfig=settings.kubeconfig)
+        assert settings.state_dir is not None, "the local backend has a state dir"
+        return LocalBackend(
+            identity_of(settings),
+            settings.state_dir,
+            max_parallel=settings.max_parallel,
+            log_limit_bytes=settings.log_limit_bytes,
+        )
+    # The only place the Kubernetes backend is chosen; importing it loads the client library.
+    from scheduler.backends.kubernetes.backend import KubernetesBackend
+
+    return KubernetesBackend(
+        identity_of(settings),
+        kubeconfig=settings.kubeconfig,
+        create_grace_seconds=settings.create_grace_seconds,
+    )
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -58,6 +83,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         view,
         service.prune,
         limit=app[SETTINGS].history_limit,
+        delete_batch=app[BATCHES].delete,
+        batches=app[BATCHES].statuses,
         min_interval_seconds=app[PRUNE_INTERVAL],
         on_pruned=lambda name: metrics.pruned.inc(),
     )
@@ -68,6 +95,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         for kind in Kind
     ]
     tasks.append(asyncio.create_task(pruner.pruning(), name="pruning"))
+    interval = sweep_interval(app[SETTINGS].create_grace_seconds)
+    tasks.append(asyncio.create_task(recovering(backend, interval), name="recovering"))
     # A restarted scheduler prunes what finished while it was away, once its view has synced.
     tasks.append(asyncio.create_task(_prune_after_sync(view, pruner), name="first-prune"))
     try:
@@ -81,6 +110,15 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await backend.close()
 
 
+async def _webhook(app: web.Application) -> AsyncIterator[None]:
+    sender = app[WEBHOOK]
+    await sender.start()
+    try:
+        yield
+    finally:
+        await sender.close()
+
+
 async def _prune_after_sync(view: JobView, pruner: Pruner) -> None:
     await view.wait_synced()
     pruner.poke()
@@ -91,7 +129,11 @@ def create_app(
     backend: Backend | None = None,
     prune_interval_seconds: float = MIN_PRUNE_INTERVAL_SECONDS,
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BODY_BYTES)
+    # The whole body's limit (a batch of many payloads); each payload's own 1 MiB limit is
+    # checked after parsing, with a 413 that names it.
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.max_request_bytes
+    )
     backend = backend or _default_backend(settings)
     view = JobView()
     metrics = Metrics()
@@ -102,8 +144,23 @@ def create_app(
     app[HEALTH] = Health()
     app[METRICS] = metrics
     app[SERVICE] = JobService(settings.definition, backend, view)
+    app[BATCHES] = BatchService(settings.definition, backend, view)
     app[SWAGGER] = render().encode()
     app[PRUNE_INTERVAL] = prune_interval_seconds
     add_routes(app)
+    url = settings.definition.webhook_url
+    if url is not None:
+        sender = WebhookSender(
+            url,
+            secret=settings.webhook_secret,
+            attempts=settings.webhook_attempts,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            queue_size=settings.webhook_queue_size,
+            metrics=metrics,
+        )
+        app[WEBHOOK] = sender
+        Notifier(view, app[BATCHES].find, sender.send)
+        # Started before the watches and closed after them, so no event is sent to a closed one.
+        app.cleanup_ctx.append(_webhook)
     app.cleanup_ctx.append(_background)
     return app

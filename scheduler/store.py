@@ -1,7 +1,8 @@
-"""The in-memory view of this scheduler's jobs, fed by the watch; it answers every GET.
+"""The in-memory view of this scheduler's jobs and batches, fed by the watch; it answers every GET.
 
 Each job's wire status is derived once per change and kept as JSON bytes, so a GET of the whole
-list is a join of cached bytes and makes no request to the API server.
+list is a join of cached bytes and makes no request to the API server. A batch is the set of jobs
+that carry its name. Jobs whose creation is not committed are nobody's yet and stay out.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from scheduler.backends.base import JobRecord, Kind, PodRecord, Record, WatchEvent
 from scheduler.domain.status import derive_status
@@ -32,6 +34,7 @@ class JobView:
         self._list_json: bytes | None = None
         self._tombstones: dict[str, float] = {}
         self._listeners: list[StatusListener] = []
+        self._batches: dict[str, set[str]] = {}
         self.synced: set[Kind] = set()
         self._synced_event = asyncio.Event()
 
@@ -54,20 +57,47 @@ class JobView:
         return self._json.get(name)
 
     def statuses(self) -> list[JobStatus]:
-        return [self._status[name] for name in self._ordered_names()]
+        """Every job's status, batch jobs included, oldest first."""
+        return [self._status[name] for name in self._ordered(self._jobs)]
+
+    def single_statuses(self) -> list[JobStatus]:
+        return [self._status[name] for name in self._single_names()]
 
     def list_json(self) -> bytes:
+        """The single jobs (not those of batches), oldest first, as a JSON array."""
         if self._list_json is None:
-            self._list_json = b"[" + b",".join(self._json[n] for n in self._ordered_names()) + b"]"
+            self._list_json = b"[" + b",".join(self._json[n] for n in self._single_names()) + b"]"
         return self._list_json
+
+    def batch_names(self) -> list[str]:
+        """Batches, oldest first (by their oldest job, then name)."""
+        firsts = {
+            batch: min(self._created_key(n) for n in names)
+            for batch, names in self._batches.items()
+        }
+        return sorted(firsts, key=lambda batch: (firsts[batch], batch))
+
+    def batch_statuses(self, batch: str) -> list[JobStatus] | None:
+        """The statuses of a batch's jobs, oldest first; None when there is no such batch."""
+        names = self._batches.get(batch)
+        if names is None:
+            return None
+        # In the order of the batch request, as the client sent them.
+        in_order = sorted(names, key=lambda n: (self._jobs[n].batch_index or 0, n))
+        return [self._status[name] for name in in_order]
 
     def counts(self) -> Counter[JobStatusEnum]:
         return Counter(status.status for status in self._status.values())
 
-    def _ordered_names(self) -> list[str]:
-        return sorted(
-            self._jobs, key=lambda n: (self._jobs[n].created is None, self._jobs[n].created, n)
-        )
+    def _created_key(self, name: str) -> tuple[bool, datetime | None, str]:
+        created = self._jobs[name].created
+        return (created is None, created, name)
+
+    def _ordered(self, names: Iterable[str]) -> list[str]:
+        return sorted(names, key=self._created_key)
+
+    def _single_names(self) -> list[str]:
+        return self._ordered(n for n, job in self._jobs.items() if job.batch_name is None)
 
     # -- listening -------------------------------------------------------------------------
 
@@ -78,15 +108,25 @@ class JobView:
     # -- writing ---------------------------------------------------------------------------
 
     def upsert_job(self, record: JobRecord) -> None:
+        if record.pending:
+            # Not committed (or un-committed by a replaced object): nobody's job yet.
+            self._remove_job(record.name)
+            return
         if self._is_buried(record.name):
             return
         self._jobs[record.name] = record
+        if record.batch_name is not None:
+            self._batches.setdefault(record.batch_name, set()).add(record.name)
         self._refresh(record.name)
 
     def forget_job(self, name: str) -> None:
         """The job was deleted through us: drop it now and ignore stale events about it."""
         self._tombstones[name] = self._clock()
         self._remove_job(name)
+
+    def forget_batch(self, batch: str) -> None:
+        for name in list(self._batches.get(batch, ())):
+            self.forget_job(name)
 
     def apply(self, event: WatchEvent) -> None:
         record = event.record
@@ -137,8 +177,15 @@ class JobView:
                 del self._tombstones[name]
 
     def _remove_job(self, name: str) -> None:
-        if self._jobs.pop(name, None) is None:
+        record = self._jobs.pop(name, None)
+        if record is None:
             return
+        if record.batch_name is not None:
+            siblings = self._batches.get(record.batch_name)
+            if siblings is not None:
+                siblings.discard(name)
+                if not siblings:
+                    del self._batches[record.batch_name]
         old = self._status.pop(name, None)
         self._json.pop(name, None)
         self._list_json = None

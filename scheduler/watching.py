@@ -57,7 +57,7 @@ async def watching(
                 health.watch_ok(kind)
                 log.info("listed %d %s", len(records), kind.value)
             async for event in backend.watch_records(kind, version):
-                if event.type != "BOOKMARK":
+                if event.type not in ("OPENED", "BOOKMARK"):
                     view.apply(event)
                 version = event.resource_version or version
                 if kind in health.problems:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api import docs, health, jobs
+from scheduler.api import batches, docs, health, jobs
 
 API = "/api/v1"
 
@@ -18,6 +18,22 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/jobs/", jobs.get_jobs, allow_head=False),
             web.get(f"{API}/jobs/{{jobName}}", jobs.get_job, allow_head=False),
             web.delete(f"{API}/jobs/{{jobName}}", jobs.delete_job),
+            web.post(f"{API}/jobs/stop", jobs.stop_all_jobs),
+            web.post(f"{API}/jobs/{{jobName}}/stop", jobs.stop_job),
+            web.post(f"{API}/batches", batches.create_batch),
+            web.post(f"{API}/batches/", batches.create_batch),
+            web.get(f"{API}/batches", batches.get_batches, allow_head=False),
+            web.get(f"{API}/batches/", batches.get_batches, allow_head=False),
+            web.post(f"{API}/batches/stop", batches.stop_all_batches),
+            web.get(f"{API}/batches/{{batchName}}", batches.get_batch, allow_head=False),
+            web.delete(f"{API}/batches/{{batchName}}", batches.delete_batch),
+            web.post(f"{API}/batches/{{batchName}}/stop", batches.stop_batch),
+            web.get(
+                f"{API}/batches/{{batchName}}/jobs/{{jobName}}",
+                batches.get_batch_job,
+                allow_head=False,
+            ),
+            web.post(f"{API}/batches/{{batchName}}/jobs/{{jobName}}/stop", batches.stop_batch_job),
             web.get("/swagger.json", docs.swagger_json, allow_head=False),
             web.get("/swaggerui", docs.swagger_ui_redirect, allow_head=False),
             web.get("/swaggerui/", docs.swagger_ui, allow_head=False),

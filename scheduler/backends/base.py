@@ -78,6 +78,18 @@ class JobRequest:
     failure_rules: tuple[ExitCodeRule, ...] = ()
     node: NodeSpec | None = None
     runtime: RuntimeSpec | None = None
+    batch_name: str | None = None
+    batch_id: str | None = None
+    batch_index: int | None = None  # its place in the batch request
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """A batch to create whole: its jobs, each already merged with the batch's defaults."""
+
+    name: str
+    batch_id: str | None
+    jobs: tuple[JobRequest, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +116,13 @@ class JobRecord:
     failed: int
     conditions: tuple[Condition, ...] = ()
     deleting: bool = False
+    batch_name: str | None = None
+    batch_id: str | None = None
+    batch_index: int | None = None
+    # When a stop was asked for; the job keeps its record and ends Stopped.
+    stopped_at: datetime | None = None
+    # Created but not yet committed: no client was told of it, so it is nobody's job yet.
+    pending: bool = False
 
     def condition(self, kind: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind and c.status), None)
@@ -140,14 +159,15 @@ class PodRecord:
 
 
 Record = JobRecord | PodRecord
-EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+# OPENED: the stream is established (nothing changed); readiness needs it in a quiet namespace.
+EventType = Literal["OPENED", "ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
 
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     type: EventType
     resource_version: str
-    record: Record | None  # None for BOOKMARK
+    record: Record | None  # None for OPENED and BOOKMARK
 
 
 class Backend(Protocol):
@@ -163,8 +183,26 @@ class Backend(Protocol):
         """Create the job and everything it needs, or nothing at all."""
         ...
 
+    async def create_batch(self, batch: BatchRequest) -> list[JobRecord]:
+        """Create every job of the batch, or none: no job runs before all of them exist."""
+        ...
+
+    async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
+        """Terminate the job's pods and keep the job, marked as stopped; `started` is kept as
+        the job's start time (Kubernetes forgets it when a Job is suspended)."""
+        ...
+
     async def delete_job(self, name: str, uid: str) -> None:
         """Delete the job (and what it owns). NotFoundError when it is already gone."""
+        ...
+
+    async def delete_batch(self, name: str) -> None:
+        """Delete the batch with all its jobs. NotFoundError when it is already gone."""
+        ...
+
+    async def recover(self) -> int:
+        """Finish or remove what a crashed creation left half-made (past its grace time);
+        return how many jobs and batches it settled."""
         ...
 
     async def list_records(self, kind: Kind) -> tuple[list[Record], str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from scheduler.backends.base import Backend, ExitCodeRule, JobRequest
+from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, NodeSpec, RuntimeSpec
+from scheduler.domain.stopping import Stopper
 from scheduler.errors import (
     ConflictError,
     InvalidError,
@@ -18,6 +19,7 @@ from scheduler.models import (
     MAX_PAYLOAD_BYTES,
     JobScheduleDescription,
     JobStatus,
+    RadixJobComponentConfig,
     Status,
     success,
 )
@@ -30,8 +32,28 @@ log = logging.getLogger(__name__)
 _NAME_ATTEMPTS = 3
 
 
+def _node(definition: JobDefinition, config: RadixJobComponentConfig) -> NodeSpec | None:
+    if config.node is not None and (config.node.gpu or config.node.gpu_count):
+        return NodeSpec(gpu=config.node.gpu, gpu_count=config.node.gpu_count)
+    return definition.node
+
+
+def _runtime(definition: JobDefinition, config: RadixJobComponentConfig) -> RuntimeSpec | None:
+    # A request's runtime replaces the configured one whole, as radix-operator does.
+    if config.runtime is not None:
+        if config.runtime.architecture or config.runtime.node_type:
+            return RuntimeSpec(config.runtime.architecture, config.runtime.node_type)
+        return None
+    return definition.runtime
+
+
 def build_request(
-    definition: JobDefinition, description: JobScheduleDescription, name: str
+    definition: JobDefinition,
+    description: JobScheduleDescription,
+    name: str,
+    batch_name: str | None = None,
+    batch_id: str | None = None,
+    batch_index: int | None = None,
 ) -> JobRequest:
     """Merge the request's options over the job's configuration for this environment."""
     image = description.image or definition.image
@@ -83,20 +105,26 @@ def build_request(
         ),
         run_as_user=definition.run_as_user,
         failure_rules=rules,
+        node=_node(definition, description),
+        runtime=_runtime(definition, description),
+        batch_name=batch_name,
+        batch_id=batch_id,
+        batch_index=batch_index,
     )
 
 
-def check_payload(definition: JobDefinition, payload: str | None) -> None:
+def check_payload(definition: JobDefinition, payload: str | None, where: str = "payload") -> None:
+    """`where` names the field in errors (`jobScheduleDescriptions[3].payload` in a batch)."""
     if not payload:
         return
     size = len(payload.encode("utf-8"))
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(
-            f"payload is too large: {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes (1 MiB)"
+            f"{where} is too large: {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes (1 MiB)"
         )
     if definition.payload_path is None:
         raise InvalidError(
-            f"payload: job {definition.name} has no payload.path in the radixconfig, "
+            f"{where}: job {definition.name} has no payload.path in the radixconfig, "
             "so it cannot take a payload"
         )
 
@@ -113,6 +141,7 @@ class JobService:
         self._backend = backend
         self._view = view
         self._new_name = name_factory
+        self._stopper = Stopper(backend, view)
 
     async def create(self, description: JobScheduleDescription) -> JobStatus:
         check_payload(self.definition, description.payload)
@@ -142,17 +171,40 @@ class JobService:
         return self._view.list_json()
 
     def get_json(self, name: str) -> bytes:
+        """A single job, or a job of a batch, by its full name."""
         found = self._view.status_json(name)
         if found is None:
             self._require_synced()
             raise NotFoundError(f"job {name} not found")
         return found
 
+    def _status(self, name: str) -> JobStatus:
+        status = self._view.status(name)
+        if status is None:
+            self._require_synced()
+            raise NotFoundError(f"job {name} not found")
+        return status
+
+    async def stop(self, name: str) -> Status:
+        await self._stopper.stop(self._status(name))
+        return success(f"job {name} was successfully stopped")
+
+    async def stop_all(self) -> Status:
+        self._require_synced()
+        await self._stopper.stop_all(self._view.single_statuses())
+        return success("all jobs were successfully stopped")
+
     async def delete(self, name: str) -> Status:
+        """Delete a single job; a batch's jobs go with their batch."""
         record = self._view.job(name)
         if record is None:
             self._require_synced()
             raise NotFoundError(f"job {name} not found")
+        if record.batch_name is not None:
+            raise InvalidError(
+                f"{name} is invalid: not a single job; it belongs to batch {record.batch_name}, "
+                "delete the batch instead"
+            )
         try:
             await self._backend.delete_job(name, record.uid)
         except NotFoundError:

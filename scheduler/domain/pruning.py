@@ -1,4 +1,5 @@
-"""History pruning: keep the N latest Succeeded and the N latest Failed jobs, delete the rest.
+"""History pruning: keep the N latest Succeeded (or Stopped) and the N latest Failed single jobs,
+and the N latest succeeded and the N latest other finished batches; delete the rest.
 
 Selection is pure; the runner is woken by completions (never inside a POST), rate-limited, and
 idempotent: two replicas pruning the same view delete the same jobs and leave exactly N + N.
@@ -10,15 +11,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from scheduler.domain.batch_status import is_batch_done, is_batch_succeeded
 from scheduler.errors import NotFoundError, SchedulerError
-from scheduler.models import JobStatus, JobStatusEnum
+from scheduler.models import BatchStatus, JobStatus, JobStatusEnum
 from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 
 MIN_PRUNE_INTERVAL_SECONDS = 1.0
-_DONE = (JobStatusEnum.SUCCEEDED, JobStatusEnum.FAILED)
+_DONE = (JobStatusEnum.SUCCEEDED, JobStatusEnum.FAILED, JobStatusEnum.STOPPED)
+Status = TypeVar("Status", bound=JobStatus)
 
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -28,15 +32,33 @@ def _completion_key(status: JobStatus) -> tuple[datetime, str]:
     return (status.ended or status.updated or status.created or _EARLIEST, status.name)
 
 
-def select_prunable(statuses: Iterable[JobStatus], limit: int) -> list[str]:
-    """Names of finished jobs beyond the `limit` latest of their bucket, oldest first."""
-    everything = list(statuses)
-    doomed: list[JobStatus] = []
-    for bucket in _DONE:
-        finished = sorted(
-            (s for s in everything if s.status is bucket), key=_completion_key, reverse=True
-        )
-        doomed.extend(finished[limit:])
+def job_bucket(status: JobStatus) -> str | None:
+    """A stopped job counts with the succeeded ones, as in Radix: nothing went wrong with it."""
+    if status.status in (JobStatusEnum.SUCCEEDED, JobStatusEnum.STOPPED):
+        return "succeeded"
+    return "failed" if status.status is JobStatusEnum.FAILED else None
+
+
+def batch_bucket(status: BatchStatus) -> str | None:
+    if not is_batch_done(status):
+        return None
+    return "succeeded" if is_batch_succeeded(status) else "other"
+
+
+def select_prunable(
+    statuses: Iterable[Status],
+    limit: int,
+    bucket: Callable[[Status], str | None] = job_bucket,
+) -> list[str]:
+    """Names of finished jobs (or batches) beyond the `limit` latest of their bucket, oldest
+    first; unfinished ones (bucket None) are never selected."""
+    buckets: dict[str, list[Status]] = {}
+    for status in statuses:
+        if (key := bucket(status)) is not None:
+            buckets.setdefault(key, []).append(status)
+    doomed: list[Status] = []
+    for finished in buckets.values():
+        doomed.extend(sorted(finished, key=_completion_key, reverse=True)[limit:])
     return [s.name for s in sorted(doomed, key=_completion_key)]
 
 
@@ -46,11 +68,15 @@ class Pruner:
         view: JobView,
         delete: Callable[[str], Awaitable[None]],
         limit: int,
+        delete_batch: Callable[[str], Awaitable[object]] | None = None,
+        batches: Callable[[], list[BatchStatus]] = list,
         min_interval_seconds: float = MIN_PRUNE_INTERVAL_SECONDS,
         on_pruned: Callable[[str], None] = lambda name: None,
     ) -> None:
         self._view = view
         self._delete = delete
+        self._delete_batch = delete_batch
+        self._batches = batches
         self._limit = limit
         self._min_interval = min_interval_seconds
         self._on_pruned = on_pruned
@@ -68,9 +94,18 @@ class Pruner:
         if not self._view.is_synced:
             return []
         pruned = []
-        for name in select_prunable(self._view.statuses(), self._limit):
+        doomed: list[tuple[str, Callable[[str], Awaitable[object]]]] = [
+            (name, self._delete)
+            for name in select_prunable(self._view.single_statuses(), self._limit)
+        ]
+        if self._delete_batch is not None:
+            doomed += [
+                (name, self._delete_batch)
+                for name in select_prunable(self._batches(), self._limit, batch_bucket)
+            ]
+        for name, delete in doomed:
             try:
-                await self._delete(name)
+                await delete(name)
             except NotFoundError:
                 continue  # another replica, or a user, was faster: the outcome is the same
             except SchedulerError as exc:

@@ -55,7 +55,7 @@ def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
     return ReplicaStatusEnum.PENDING
 
 
-def _pod_status(pod: PodRecord, index: int) -> PodStatus:
+def _pod_status(pod: PodRecord, index: int, stopped: bool = False) -> PodStatus:
     state = pod.container
     problem = _pod_problem(pod)
     return PodStatus(
@@ -64,7 +64,9 @@ def _pod_status(pod: PodRecord, index: int) -> PodStatus:
         start_time=state.started_at,
         end_time=state.finished_at,
         container_started=state.started_at,
-        replica_status=ReplicaStatus(status=_replica_status(pod)),
+        replica_status=ReplicaStatus(
+            status=_stopped_replica(pod) if stopped else _replica_status(pod)
+        ),
         status_message=problem or state.message,
         restart_count=pod.restart_count,
         image=pod.image,
@@ -73,6 +75,18 @@ def _pod_status(pod: PodRecord, index: int) -> PodStatus:
         exit_code=state.exit_code or 0,
         reason=state.reason,
     )
+
+
+def _stopped_replica(pod: PodRecord) -> ReplicaStatusEnum:
+    """A stopped job's pods that had not finished are Stopped, as in Radix."""
+    status = _replica_status(pod)
+    if status in (ReplicaStatusEnum.PENDING, ReplicaStatusEnum.RUNNING):
+        return ReplicaStatusEnum.STOPPED
+    return status
+
+
+def _is_live(pod: PodRecord) -> bool:
+    return pod.phase in ("Pending", "Running") and pod.container.state != "terminated"
 
 
 def _latest(*times: datetime | None) -> datetime | None:
@@ -90,15 +104,32 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
     ordered = sorted(pods, key=lambda p: (p.created or _EPOCH, p.name))
     completed = job.condition("Complete") or job.condition("SuccessCriteriaMet")
     failed = job.condition("Failed") or job.condition("FailureTarget")
+    stopped = job.stopped_at
+    if (
+        failed is not None
+        and stopped is not None
+        and (failed.last_transition or stopped) >= stopped
+    ):
+        failed = None  # the stop ended the job; it did not fail on its own
     message: str | None = None
     ended: datetime | None = None
     if completed is not None:
+        # It finished before the stop reached it: that is what happened.
         status = JobStatusEnum.SUCCEEDED
         ended = job.completed or completed.last_transition
+        stopped = None
     elif failed is not None:
+        stopped = None
         status = JobStatusEnum.FAILED
         ended = failed.last_transition
         message = _failure_message(failed, ordered)
+    elif stopped is not None:
+        if any(_is_live(p) for p in ordered):
+            status = JobStatusEnum.STOPPING
+        else:
+            status = JobStatusEnum.STOPPED
+            suspended = job.condition("Suspended")
+            ended = _latest(stopped, suspended.last_transition if suspended else None)
     elif job.active > 0 or any(p.container.state == "running" for p in ordered):
         running = job.ready > 0 or any(p.ready for p in ordered)
         status = JobStatusEnum.RUNNING if running else JobStatusEnum.ACTIVE
@@ -110,6 +141,7 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         job.created,
         job.started,
         job.completed,
+        job.stopped_at,
         *(c.last_transition for c in job.conditions),
         *(p.created for p in ordered),
         *(p.container.started_at for p in ordered),
@@ -117,6 +149,8 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
     )
     return JobStatus(
         job_id=job.job_id,
+        batch_name=job.batch_name,
+        batch_id=job.batch_id,
         name=job.name,
         created=job.created,
         started=job.started,
@@ -125,5 +159,7 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         status=status,
         message=message,
         failed=job.failed,
-        pod_statuses=[_pod_status(pod, index) for index, pod in enumerate(ordered)],
+        pod_statuses=[
+            _pod_status(pod, index, stopped is not None) for index, pod in enumerate(ordered)
+        ],
     )

@@ -1,17 +1,19 @@
-"""The Kubernetes backend: the only module that imports the `kubernetes` client.
+"""The one seam to the Kubernetes API and the only module that imports the `kubernetes` client.
 
 It uses the official asyncio client (`kubernetes.aio`) for configuration, auth and transport, and
-reads raw JSON (the `*_without_preload_content` calls) so list, watch and create share one parser
-and a watch of thousands of objects does not build thousands of client models.
+reads raw JSON (the `*_without_preload_content` calls): plain dicts go in and out, so list, watch
+and create share one parser and a watch of thousands of objects builds no client models. API
+errors become the scheduler's own errors right here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,6 @@ from kubernetes.aio import client as k8s
 from kubernetes.aio import config as k8s_config
 from kubernetes.aio.config.config_exception import ConfigException
 
-from scheduler.backends.base import Identity, JobRecord, JobRequest, Kind, Record, WatchEvent
-from scheduler.backends.kubernetes.manifests import (
-    build_job,
-    build_payload_secret,
-    build_service,
-    label_selector,
-)
-from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.errors import (
     BackendError,
     BackendUnavailableError,
@@ -39,14 +33,14 @@ from scheduler.errors import (
     SchedulerError,
 )
 
-log = logging.getLogger(__name__)
-
 REQUEST_TIMEOUT_SECONDS = 30.0
-LIST_PAGE_SIZE = 500
 # The server ends each watch after this long (plus jitter, so replicas do not reconnect in step);
 # the client-side timeout must be longer.
 WATCH_SERVER_TIMEOUT_SECONDS = 240
 WATCH_CLIENT_TIMEOUT_SECONDS = 330.0
+# Batches make bursts the normal case: enough pooled connections for the creates in flight.
+CONNECTION_POOL_SIZE = 64
+MERGE_PATCH = "application/merge-patch+json"
 
 _ERRORS_BY_STATUS: dict[int, type[SchedulerError]] = {
     400: InvalidError,
@@ -57,7 +51,33 @@ _ERRORS_BY_STATUS: dict[int, type[SchedulerError]] = {
 }
 
 
-def _error_for(status: int, body: bytes) -> SchedulerError:
+class Resource(Enum):
+    JOBS = "jobs"
+    PODS = "pods"
+    SECRETS = "secrets"
+    SERVICES = "services"
+    CONFIGMAPS = "configmaps"
+
+
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """The typed client's method names and model for one resource."""
+
+    api: str  # "batch" | "core"
+    suffix: str  # create_namespaced_<suffix>_without_preload_content, ...
+    model: str  # the client's model class for create bodies
+
+
+_CALLS = {
+    Resource.JOBS: _Calls("batch", "job", "V1Job"),
+    Resource.PODS: _Calls("core", "pod", "V1Pod"),
+    Resource.SECRETS: _Calls("core", "secret", "V1Secret"),
+    Resource.SERVICES: _Calls("core", "service", "V1Service"),
+    Resource.CONFIGMAPS: _Calls("core", "config_map", "V1ConfigMap"),
+}
+
+
+def error_for(status: int, body: bytes) -> SchedulerError:
     try:
         message = str(json.loads(body).get("message") or "")
     except (ValueError, AttributeError):
@@ -77,7 +97,7 @@ async def _json(call: Awaitable[aiohttp.ClientResponse]) -> dict[str, Any]:
         async with response:
             body = await response.read()
             if response.status >= 400:
-                raise _error_for(response.status, body)
+                raise error_for(response.status, body)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise BackendUnavailableError(f"the Kubernetes API cannot be reached: {exc!r}") from exc
     result: dict[str, Any] = json.loads(body)
@@ -104,139 +124,103 @@ async def load_configuration(kubeconfig: Path | None) -> k8s.Configuration:
     return configuration
 
 
-class KubernetesBackend:
-    """Runs each job as a batch/v1 Job, with its payload Secret and Service owned by the Job."""
+class KubeApi:
+    """Namespaced calls on the resources the scheduler uses, dicts in and out."""
 
     def __init__(
-        self,
-        identity: Identity,
-        kubeconfig: Path | None = None,
-        configuration: k8s.Configuration | None = None,
+        self, namespace: str, kubeconfig: Path | None = None, configuration: Any = None
     ) -> None:
-        self.identity = identity
+        self._namespace = namespace
         self._kubeconfig = kubeconfig
-        self._configuration = configuration
-        self._selector = label_selector(identity)
-        self._namespace = identity.namespace
+        self._configuration: k8s.Configuration | None = configuration
         self._api: k8s.ApiClient | None = None
+        self._apis: dict[str, Any] = {}
 
     async def start(self) -> None:
         configuration = self._configuration or await load_configuration(self._kubeconfig)
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize or 0, CONNECTION_POOL_SIZE
+        )
         self._api = k8s.ApiClient(configuration)
-        self._batch = k8s.BatchV1Api(self._api)
-        self._core = k8s.CoreV1Api(self._api)
+        self._apis = {"batch": k8s.BatchV1Api(self._api), "core": k8s.CoreV1Api(self._api)}
 
     async def close(self) -> None:
         if self._api is not None:
             await self._api.close()  # type: ignore[no-untyped-call]
 
-    async def create_job(self, request: JobRequest) -> JobRecord:
-        created = await _json(
-            self._batch.create_namespaced_job_without_preload_content(
+    def _method(self, verb: str, resource: Resource) -> Any:
+        calls = _CALLS[resource]
+        return getattr(
+            self._apis[calls.api], f"{verb}_namespaced_{calls.suffix}_without_preload_content"
+        )
+
+    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
+        model = getattr(k8s, _CALLS[resource].model)
+        return await _json(
+            self._method("create", resource)(
                 self._namespace,
-                k8s.V1Job.model_validate(build_job(self.identity, request)),
+                model.model_validate(body),
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
         )
-        uid = created["metadata"]["uid"]
-        try:
-            await self._create_owned(request, uid)
-        except BaseException:
-            # Secret and Service are owned by the Job: deleting it takes whatever was created.
-            await asyncio.shield(self._roll_back(request.name, uid))
-            raise
-        return job_record(created)
 
-    async def _create_owned(self, request: JobRequest, job_uid: str) -> None:
-        calls = []
-        secret = build_payload_secret(self.identity, request, job_uid)
-        if secret is not None:
-            calls.append(
-                _json(
-                    self._core.create_namespaced_secret_without_preload_content(
-                        self._namespace,
-                        k8s.V1Secret.model_validate(secret),
-                        _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                    )
-                )
+    async def patch(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch: `None` values remove keys."""
+        return await _json(
+            self._method("patch", resource)(
+                name,
+                self._namespace,
+                patch,
+                _content_type=MERGE_PATCH,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
-        service = build_service(self.identity, request, job_uid)
-        if service is not None:
-            calls.append(
-                _json(
-                    self._core.create_namespaced_service_without_preload_content(
-                        self._namespace,
-                        k8s.V1Service.model_validate(service),
-                        _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                    )
-                )
-            )
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-    async def _roll_back(self, name: str, uid: str) -> None:
-        try:
-            await self.delete_job(name, uid)
-        except NotFoundError:
-            pass
-        except SchedulerError as exc:
-            log.error(
-                "could not roll back a half-created job; its pod cannot start without its "
-                "payload and the job will fail at its deadline",
-                extra={"job_name": name, "error": exc.message},
-            )
-
-    async def delete_job(self, name: str, uid: str) -> None:
-        body = k8s.V1DeleteOptions(
-            # Pods, the payload Secret and the Service go with the Job (Jobs orphan by default).
-            propagation_policy="Background",
-            # Never delete a namesake that is not the job we know.
-            preconditions=k8s.V1Preconditions(uid=uid),
         )
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        """Delete with Background propagation (what the object owns goes with it); with `uid` or
+        `resource_version`, only if the object is still that one (else NotFoundError)."""
+        preconditions = None
+        if uid or resource_version:
+            preconditions = k8s.V1Preconditions(uid=uid, resource_version=resource_version)
+        body = k8s.V1DeleteOptions(propagation_policy="Background", preconditions=preconditions)
         try:
             await _json(
-                self._batch.delete_namespaced_job_without_preload_content(
+                self._method("delete", resource)(
                     name, self._namespace, body=body, _request_timeout=REQUEST_TIMEOUT_SECONDS
                 )
             )
         except ConflictError as exc:
-            raise NotFoundError(f"job {name} not found") from exc
+            raise NotFoundError(f"{resource.value} {name} not found: {exc.message}") from exc
 
-    def _list_call(self, kind: Kind) -> Any:
-        if kind is Kind.JOB:
-            return self._batch.list_namespaced_job_without_preload_content
-        return self._core.list_namespaced_pod_without_preload_content
-
-    @staticmethod
-    def _record(kind: Kind, obj: dict[str, Any]) -> Record:
-        return job_record(obj) if kind is Kind.JOB else pod_record(obj)
-
-    async def list_records(self, kind: Kind) -> tuple[list[Record], str]:
-        records: list[Record] = []
-        token: str | None = None
-        while True:
-            page = await _json(
-                self._list_call(kind)(
-                    self._namespace,
-                    label_selector=self._selector,
-                    limit=LIST_PAGE_SIZE,
-                    _continue=token,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                )
-            )
-            records.extend(self._record(kind, item) for item in page.get("items") or ())
-            metadata = page.get("metadata") or {}
-            token = metadata.get("continue")
-            if not token:
-                return records, str(metadata.get("resourceVersion", ""))
-
-    async def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
-        try:
-            response = await self._list_call(kind)(
+    async def list(
+        self, resource: Resource, selector: str, limit: int, token: str | None = None
+    ) -> dict[str, Any]:
+        """One page of a list."""
+        return await _json(
+            self._method("list", resource)(
                 self._namespace,
-                label_selector=self._selector,
+                label_selector=selector,
+                limit=limit,
+                _continue=token,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+        )
+
+    async def watch(
+        self, resource: Resource, selector: str, resource_version: str
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """Raw watch events after `resource_version`; first a None once the stream is open."""
+        try:
+            response = await self._method("list", resource)(
+                self._namespace,
+                label_selector=selector,
                 watch=True,
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,
@@ -247,22 +231,11 @@ class KubernetesBackend:
             raise BackendUnavailableError(f"the Kubernetes API cannot be reached: {exc!r}") from exc
         async with response:
             if response.status >= 400:
-                raise _error_for(response.status, await response.read())
+                raise error_for(response.status, await response.read())
+            yield None
             try:
                 async for line in response.content:
                     if line.strip():
-                        yield self._event(kind, json.loads(line))
+                        yield json.loads(line)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise BackendUnavailableError(f"the watch stream broke: {exc!r}") from exc
-
-    def _event(self, kind: Kind, event: dict[str, Any]) -> WatchEvent:
-        kind_of_event = event.get("type")
-        obj = event.get("object") or {}
-        if kind_of_event == "ERROR":
-            raise _error_for(int(obj.get("code") or 500), json.dumps(obj).encode())
-        version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-        if kind_of_event == "BOOKMARK":
-            return WatchEvent("BOOKMARK", version, None)
-        if kind_of_event not in ("ADDED", "MODIFIED", "DELETED"):
-            raise BackendError(f"unexpected watch event type {kind_of_event!r}")
-        return WatchEvent(kind_of_event, version, self._record(kind, obj))

@@ -1,4 +1,5 @@
-"""Pure builders of the Kubernetes bodies for one job: Job, payload Secret, Service.
+"""Pure builders of the Kubernetes bodies: a job's Job, payload Secret and Service, a batch's
+record (a ConfigMap that owns its Jobs), and the patches that commit and stop them.
 
 Plain dicts in the API's own field names; no I/O, no client types, so they are table-tested.
 """
@@ -6,16 +7,30 @@ Plain dicts in the API's own field names; no I/O, no client types, so they are t
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
-from scheduler.backends.base import Identity, JobRequest
+from scheduler.backends.base import BatchRequest, Identity, JobRequest
+from scheduler.backends.kubernetes.placement import gpu_limits, pod_placement
+from scheduler.models.wire import rfc3339
 
 LABEL_APP = "radix-app"
 LABEL_COMPONENT = "radix-component"
 LABEL_JOB_TYPE = "radix-job-type"
 LABEL_JOB_NAME = "radix-job-name"
+LABEL_BATCH_NAME = "radix-batch-name"
 JOB_TYPE = "job-scheduler"
 ANNOTATION_JOB_ID = "radix.equinor.com/job-id"
+ANNOTATION_BATCH_ID = "radix.equinor.com/batch-id"
+ANNOTATION_BATCH_INDEX = "radix.equinor.com/batch-index"
+# A stop is a suspended Job with this annotation: Kubernetes terminates its pods, keeps the Job,
+# and forgets when it started, which the second annotation remembers.
+ANNOTATION_STOPPED_AT = "radix.equinor.com/stopped-at"
+ANNOTATION_STARTED_AT = "radix.equinor.com/started-at"
+# Created and not yet committed (a label, so a restarted scheduler can list just these), and the
+# time after which whoever finds it may finish or remove it.
+LABEL_PENDING = "radix.equinor.com/pending"
+ANNOTATION_COMMIT_DEADLINE = "radix.equinor.com/commit-deadline"
 PAYLOAD_KEY = "payload"
 PAYLOAD_VOLUME = "job-payload"
 CONTAINER_NAME_FALLBACK = "job"
@@ -40,15 +55,78 @@ def payload_secret_name(job_name: str) -> str:
     return f"{job_name}-payload"
 
 
-def _owner_reference(job_name: str, job_uid: str) -> dict[str, Any]:
+def pending_selector(identity: Identity) -> str:
+    """This scheduler's objects that were created and never committed."""
+    return f"{label_selector(identity)},{LABEL_PENDING}=true"
+
+
+def _owner_reference(
+    name: str, uid: str, kind: str = "Job", api_version: str = "batch/v1"
+) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "name": job_name,
-        "uid": job_uid,
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
         "controller": True,
         "blockOwnerDeletion": False,
     }
+
+
+def _pending_marks(deadline: datetime | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations of an object not yet committed (none when it is born committed)."""
+    if deadline is None:
+        return {}, {}
+    return {LABEL_PENDING: "true"}, {ANNOTATION_COMMIT_DEADLINE: rfc3339(deadline) or ""}
+
+
+def commit_patch(suspend: bool | None = False) -> dict[str, Any]:
+    """Clears the pending marks (and, for a Job, lets it start): the one write that commits."""
+    patch: dict[str, Any] = {
+        "metadata": {
+            "labels": {LABEL_PENDING: None},
+            "annotations": {ANNOTATION_COMMIT_DEADLINE: None},
+        }
+    }
+    if suspend is not None:
+        patch["spec"] = {"suspend": suspend}
+    return patch
+
+
+def stop_patch(now: datetime, started: datetime | None) -> dict[str, Any]:
+    annotations = {ANNOTATION_STOPPED_AT: rfc3339(now)}
+    if started is not None:
+        annotations[ANNOTATION_STARTED_AT] = rfc3339(started)
+    return {"metadata": {"annotations": annotations}, "spec": {"suspend": True}}
+
+
+def build_batch_record(
+    identity: Identity, batch: BatchRequest, deadline: datetime
+) -> dict[str, Any]:
+    """The batch's own object: its Jobs are owned by it, so deleting it deletes the batch, and
+    clearing its pending mark is the single write that commits the whole batch."""
+    pending_labels, pending_annotations = _pending_marks(deadline)
+    annotations = dict(pending_annotations)
+    if batch.batch_id is not None:
+        annotations[ANNOTATION_BATCH_ID] = batch.batch_id
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": batch.name,
+            "labels": {
+                **identity_labels(identity),
+                LABEL_BATCH_NAME: batch.name,
+                **pending_labels,
+            },
+            "annotations": annotations,
+        },
+        "data": {"jobs": str(len(batch.jobs))},
+    }
+
+
+def batch_owner(name: str, uid: str) -> dict[str, Any]:
+    return _owner_reference(name, uid, kind="ConfigMap", api_version="v1")
 
 
 def _env(identity: Identity, request: JobRequest) -> list[dict[str, str]]:
@@ -86,8 +164,9 @@ def _container(identity: Identity, request: JobRequest) -> dict[str, Any]:
     resources: dict[str, dict[str, str]] = {}
     if request.requests:
         resources["requests"] = dict(request.requests)
-    if request.limits:
-        resources["limits"] = dict(request.limits)
+    limits = {**request.limits, **gpu_limits(request.node)}
+    if limits:
+        resources["limits"] = limits
     if resources:
         container["resources"] = resources
     if request.payload_path is not None:
@@ -97,9 +176,27 @@ def _container(identity: Identity, request: JobRequest) -> dict[str, Any]:
     return container
 
 
-def build_job(identity: Identity, request: JobRequest) -> dict[str, Any]:
+def _job_labels(identity: Identity, request: JobRequest) -> dict[str, str]:
     labels = {**identity_labels(identity), LABEL_JOB_NAME: request.name}
+    if request.batch_name is not None:
+        labels[LABEL_BATCH_NAME] = request.batch_name
+    return labels
+
+
+def build_job(
+    identity: Identity,
+    request: JobRequest,
+    deadline: datetime | None = None,
+    owner: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Job; with a `deadline` it is born suspended and pending until committed."""
+    labels = _job_labels(identity, request)
     annotations = {ANNOTATION_JOB_ID: request.job_id} if request.job_id is not None else {}
+    if request.batch_id is not None:
+        annotations[ANNOTATION_BATCH_ID] = request.batch_id
+    if request.batch_index is not None:
+        annotations[ANNOTATION_BATCH_INDEX] = str(request.batch_index)
+    pending_labels, pending_annotations = _pending_marks(deadline)
     pod_security: dict[str, Any] = {
         "runAsNonRoot": True,
         "seccompProfile": {"type": "RuntimeDefault"},
@@ -113,6 +210,10 @@ def build_job(identity: Identity, request: JobRequest) -> dict[str, Any]:
         "enableServiceLinks": False,
         "containers": [_container(identity, request)],
     }
+    if request.node is not None or request.runtime is not None:
+        # Radix's node pools, node types and GPU nodes; a job that asks for none of them may run
+        # on any node (Radix would still pin it to its job node pool, which few clusters have).
+        pod_spec.update(pod_placement(request.node, request.runtime))
     if request.payload_path is not None:
         pod_spec["volumes"] = [
             {
@@ -142,12 +243,16 @@ def build_job(identity: Identity, request: JobRequest) -> dict[str, Any]:
                 for rule in request.failure_rules
             ]
         }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": request.name, "labels": labels, "annotations": annotations},
-        "spec": spec,
+    if deadline is not None:
+        spec["suspend"] = True
+    metadata: dict[str, Any] = {
+        "name": request.name,
+        "labels": {**labels, **pending_labels},
+        "annotations": {**annotations, **pending_annotations},
     }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
 def build_payload_secret(
@@ -160,7 +265,7 @@ def build_payload_secret(
         "kind": "Secret",
         "metadata": {
             "name": payload_secret_name(request.name),
-            "labels": {**identity_labels(identity), LABEL_JOB_NAME: request.name},
+            "labels": _job_labels(identity, request),
             "ownerReferences": [_owner_reference(request.name, job_uid)],
         },
         "type": "Opaque",
@@ -178,7 +283,7 @@ def build_service(identity: Identity, request: JobRequest, job_uid: str) -> dict
         "kind": "Service",
         "metadata": {
             "name": request.name,
-            "labels": {**identity_labels(identity), LABEL_JOB_NAME: request.name},
+            "labels": _job_labels(identity, request),
             "ownerReferences": [_owner_reference(request.name, job_uid)],
         },
         "spec": {

@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
-from scheduler.backends.kubernetes.manifests import ANNOTATION_JOB_ID, POD_JOB_NAME_LABEL
+from scheduler.backends.kubernetes.manifests import (
+    ANNOTATION_BATCH_ID,
+    ANNOTATION_BATCH_INDEX,
+    ANNOTATION_JOB_ID,
+    ANNOTATION_STARTED_AT,
+    ANNOTATION_STOPPED_AT,
+    LABEL_BATCH_NAME,
+    LABEL_PENDING,
+    POD_JOB_NAME_LABEL,
+)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -23,8 +32,14 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def _index(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 def job_record(obj: dict[str, Any]) -> JobRecord:
     metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    labels = metadata.get("labels") or {}
     status = obj.get("status") or {}
     conditions = tuple(
         Condition(
@@ -40,9 +55,9 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         name=metadata.get("name", ""),
         uid=metadata.get("uid", ""),
         resource_version=metadata.get("resourceVersion", ""),
-        job_id=(metadata.get("annotations") or {}).get(ANNOTATION_JOB_ID),
+        job_id=annotations.get(ANNOTATION_JOB_ID),
         created=parse_time(metadata.get("creationTimestamp")),
-        started=parse_time(status.get("startTime")),
+        started=parse_time(status.get("startTime") or annotations.get(ANNOTATION_STARTED_AT)),
         completed=parse_time(status.get("completionTime")),
         active=_int(status.get("active")),
         ready=_int(status.get("ready")),
@@ -50,6 +65,11 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         failed=_int(status.get("failed")),
         conditions=conditions,
         deleting=bool(metadata.get("deletionTimestamp")),
+        batch_name=labels.get(LABEL_BATCH_NAME),
+        batch_id=annotations.get(ANNOTATION_BATCH_ID),
+        batch_index=_index(annotations.get(ANNOTATION_BATCH_INDEX)),
+        stopped_at=parse_time(annotations.get(ANNOTATION_STOPPED_AT)),
+        pending=labels.get(LABEL_PENDING) == "true",
     )
 
 

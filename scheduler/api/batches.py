@@ -1,0 +1,57 @@
+"""Handlers of `/api/v1/batches`: parse, call the batch service, answer JSON."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from scheduler.api.jobs import json_response, parse_body
+from scheduler.api.keys import BATCHES
+from scheduler.domain.batches import EMPTY_BATCH
+from scheduler.errors import InvalidError
+from scheduler.models import BatchScheduleDescription, BatchStatus
+
+_BATCH_LIST = TypeAdapter(list[BatchStatus])
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    description = parse_body(
+        await request.read(), BatchScheduleDescription, "BatchScheduleDescription"
+    )
+    if description is None:
+        raise InvalidError(EMPTY_BATCH)
+    status = await request.app[BATCHES].create(description)
+    response = json_response(status)
+    response.headers["X-Job-Name"] = status.name
+    return response
+
+
+async def get_batches(request: web.Request) -> web.Response:
+    body = _BATCH_LIST.dump_json(request.app[BATCHES].statuses(), by_alias=True)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    return json_response(request.app[BATCHES].status(request.match_info["batchName"]))
+
+
+async def get_batch_job(request: web.Request) -> web.Response:
+    info = request.match_info
+    return json_response(request.app[BATCHES].job(info["batchName"], info["jobName"]))
+
+
+async def delete_batch(request: web.Request) -> web.Response:
+    return json_response(await request.app[BATCHES].delete(request.match_info["batchName"]))
+
+
+async def stop_batch(request: web.Request) -> web.Response:
+    return json_response(await request.app[BATCHES].stop(request.match_info["batchName"]))
+
+
+async def stop_all_batches(request: web.Request) -> web.Response:
+    return json_response(await request.app[BATCHES].stop_all())
+
+
+async def stop_batch_job(request: web.Request) -> web.Response:
+    info = request.match_info
+    return json_response(await request.app[BATCHES].stop_job(info["batchName"], info["jobName"]))

@@ -1,0 +1,115 @@
+"""The Kubernetes backend: each job a batch/v1 Job, with its payload Secret and Service owned by
+the Job; each batch a ConfigMap that owns its Jobs; a stop a suspended Job that keeps its record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scheduler.backends.base import (
+    BatchRequest,
+    Identity,
+    JobRecord,
+    JobRequest,
+    Kind,
+    Record,
+    WatchEvent,
+)
+from scheduler.backends.kubernetes.client import KubeApi, Resource, error_for
+from scheduler.backends.kubernetes.creating import Creator
+from scheduler.backends.kubernetes.manifests import label_selector, stop_patch
+from scheduler.backends.kubernetes.records import job_record, pod_record
+from scheduler.backends.kubernetes.recovering import LIST_PAGE_SIZE, sweep
+from scheduler.errors import BackendError, NotFoundError
+
+DEFAULT_CREATE_GRACE_SECONDS = 30.0
+_RESOURCE_OF = {Kind.JOB: Resource.JOBS, Kind.POD: Resource.PODS}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KubernetesBackend:
+    def __init__(
+        self,
+        identity: Identity,
+        kubeconfig: Path | None = None,
+        configuration: Any = None,
+        create_grace_seconds: float = DEFAULT_CREATE_GRACE_SECONDS,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.identity = identity
+        self._api = KubeApi(identity.namespace, kubeconfig, configuration)
+        self._selector = label_selector(identity)
+        self._clock = clock
+        self._creator = Creator(self._api, identity, create_grace_seconds, clock)
+
+    async def start(self) -> None:
+        await self._api.start()
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def create_job(self, request: JobRequest) -> JobRecord:
+        return await self._creator.create_job(request)
+
+    async def create_batch(self, batch: BatchRequest) -> list[JobRecord]:
+        return await self._creator.create_batch(batch)
+
+    async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
+        patch = stop_patch(self._clock(), started)
+        return job_record(await self._api.patch(Resource.JOBS, name, patch))
+
+    async def delete_job(self, name: str, uid: str) -> None:
+        try:
+            # Never delete a namesake that is not the job we know.
+            await self._api.delete(Resource.JOBS, name, uid=uid)
+        except NotFoundError as exc:
+            raise NotFoundError(f"job {name} not found") from exc
+
+    async def delete_batch(self, name: str) -> None:
+        try:
+            await self._api.delete(Resource.CONFIGMAPS, name)
+        except NotFoundError as exc:
+            raise NotFoundError(f"batch {name} not found") from exc
+
+    async def recover(self) -> int:
+        return await sweep(self._api, self.identity, self._clock())
+
+    @staticmethod
+    def _record(kind: Kind, obj: dict[str, Any]) -> Record:
+        return job_record(obj) if kind is Kind.JOB else pod_record(obj)
+
+    async def list_records(self, kind: Kind) -> tuple[list[Record], str]:
+        records: list[Record] = []
+        token: str | None = None
+        while True:
+            page = await self._api.list(_RESOURCE_OF[kind], self._selector, LIST_PAGE_SIZE, token)
+            records.extend(self._record(kind, item) for item in page.get("items") or ())
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                return records, str(metadata.get("resourceVersion", ""))
+
+    async def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
+        async for event in self._api.watch(_RESOURCE_OF[kind], self._selector, resource_version):
+            if event is None:
+                yield WatchEvent("OPENED", resource_version, None)
+            else:
+                yield self._event(kind, event)
+
+    def _event(self, kind: Kind, event: dict[str, Any]) -> WatchEvent:
+        kind_of_event = event.get("type")
+        obj = event.get("object") or {}
+        if kind_of_event == "ERROR":
+            raise error_for(int(obj.get("code") or 500), json.dumps(obj).encode())
+        version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        if kind_of_event == "BOOKMARK":
+            return WatchEvent("BOOKMARK", version, None)
+        if kind_of_event not in ("ADDED", "MODIFIED", "DELETED"):
+            raise BackendError(f"unexpected watch event type {kind_of_event!r}")
+        return WatchEvent(kind_of_event, version, self._record(kind, obj))

@@ -1,0 +1,205 @@
+"""Creation as a transaction: a crash at any point leaves a complete job or batch, or objects
+marked pending that the recovery sweep removes.
+
+A job that owns a payload Secret or a Service is born suspended and pending; once what it owns
+exists, one patch commits it and lets it start. A batch is a pending ConfigMap that owns its
+pending, suspended Jobs; clearing the ConfigMap's mark is the single write that commits them all,
+and only then are the Jobs started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from scheduler.backends.base import BatchRequest, Identity, JobRecord, JobRequest
+from scheduler.backends.kubernetes.client import Resource
+from scheduler.backends.kubernetes.manifests import (
+    batch_owner,
+    build_batch_record,
+    build_job,
+    build_payload_secret,
+    build_service,
+    commit_patch,
+)
+from scheduler.backends.kubernetes.records import job_record
+from scheduler.errors import (
+    BackendUnavailableError,
+    NotFoundError,
+    SchedulerError,
+)
+
+log = logging.getLogger(__name__)
+
+# A large batch takes longer to create: each job adds this to the batch's grace time.
+GRACE_PER_BATCH_JOB_SECONDS = 0.05
+
+
+class Api(Protocol):
+    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def patch(
+        self, resource: Resource, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Creator:
+    def __init__(
+        self,
+        api: Api,
+        identity: Identity,
+        grace_seconds: float,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._api = api
+        self._identity = identity
+        self._grace = grace_seconds
+        self._clock = clock
+
+    def _deadline(self, jobs: int) -> datetime:
+        extra = GRACE_PER_BATCH_JOB_SECONDS * jobs if jobs > 1 else 0.0
+        return self._clock() + timedelta(seconds=self._grace + extra)
+
+    def _check(self, deadline: datetime, what: str) -> None:
+        if self._clock() >= deadline:
+            raise BackendUnavailableError(
+                f"creating {what} took longer than its grace time; it was abandoned"
+            )
+
+    async def create_job(self, request: JobRequest) -> JobRecord:
+        if request.payload is None and not request.ports:
+            # Nothing else to create: the Job alone is complete at once.
+            return job_record(
+                await self._api.create(Resource.JOBS, build_job(self._identity, request))
+            )
+        deadline = self._deadline(1)
+        created = await self._api.create(
+            Resource.JOBS, build_job(self._identity, request, deadline)
+        )
+        uid = created["metadata"]["uid"]
+        try:
+            await self._create_owned(request, uid)
+            self._check(deadline, f"job {request.name}")
+            committed = await self._commit(Resource.JOBS, request.name, commit_patch())
+        except BaseException:
+            await asyncio.shield(self._roll_back(Resource.JOBS, request.name, uid))
+            raise
+        return job_record(committed)
+
+    async def create_batch(self, batch: BatchRequest) -> list[JobRecord]:
+        deadline = self._deadline(len(batch.jobs))
+        record = await self._api.create(
+            Resource.CONFIGMAPS, build_batch_record(self._identity, batch, deadline)
+        )
+        uid = record["metadata"]["uid"]
+        owner = batch_owner(batch.name, uid)
+        try:
+            created = await _all(
+                self._create_pending_job(job, deadline, owner) for job in batch.jobs
+            )
+            self._check(deadline, f"batch {batch.name}")
+            await self._commit(Resource.CONFIGMAPS, batch.name, commit_patch(suspend=None))
+        except BaseException:
+            # The jobs are owned by the batch record: deleting it takes everything with it.
+            await asyncio.shield(self._roll_back(Resource.CONFIGMAPS, batch.name, uid))
+            raise
+        return await self._start(created)
+
+    async def _start(self, created: list[dict[str, Any]]) -> list[JobRecord]:
+        """Start the jobs of a committed batch. One that cannot be started now still belongs
+        to the batch: the recovery sweep starts it once its grace time is over."""
+        results = await asyncio.gather(
+            *(
+                self._api.patch(Resource.JOBS, job["metadata"]["name"], commit_patch())
+                for job in created
+            ),
+            return_exceptions=True,
+        )
+        records = []
+        for job, result in zip(created, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, SchedulerError):
+                    raise result
+                log.warning(
+                    "could not start a job of a committed batch; it starts after its grace time",
+                    extra={"job_name": job["metadata"]["name"], "error": result.message},
+                )
+                records.append(dataclasses.replace(job_record(job), pending=False))
+            else:
+                records.append(job_record(result))
+        return records
+
+    async def _create_pending_job(
+        self, request: JobRequest, deadline: datetime, owner: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A batch's job and what it owns; the batch's rollback removes them on failure."""
+        created = await self._api.create(
+            Resource.JOBS, build_job(self._identity, request, deadline, owner)
+        )
+        await self._create_owned(request, created["metadata"]["uid"])
+        return created
+
+    async def _create_owned(self, request: JobRequest, job_uid: str) -> None:
+        owned: list[Coroutine[Any, Any, dict[str, Any]]] = []
+        if (secret := build_payload_secret(self._identity, request, job_uid)) is not None:
+            owned.append(self._api.create(Resource.SECRETS, secret))
+        if (service := build_service(self._identity, request, job_uid)) is not None:
+            owned.append(self._api.create(Resource.SERVICES, service))
+        await _all(owned)
+
+    async def _commit(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._api.patch(resource, name, patch)
+        except NotFoundError as exc:
+            # Another scheduler judged it abandoned (past its grace time) and removed it.
+            raise BackendUnavailableError(
+                f"{name} was removed before it was committed: creating it took too long"
+            ) from exc
+
+    async def _roll_back(self, resource: Resource, name: str, uid: str) -> None:
+        try:
+            await self._api.delete(resource, name, uid=uid)
+        except NotFoundError:
+            pass
+        except SchedulerError as exc:
+            log.error(
+                "could not roll back a half-made creation; it stays pending and suspended, and "
+                "the recovery sweep removes it after its grace time",
+                extra={"job_name": name, "error": exc.message},
+            )
+
+
+async def _all(calls: Any) -> list[dict[str, Any]]:
+    """Run the calls together; on the first failure cancel the rest and raise that failure."""
+    tasks: list[asyncio.Task[dict[str, Any]]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as group_error:
+        raise _first(group_error) from None
+    return [task.result() for task in tasks]
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first(error)
+        return error
+    return group

@@ -1,0 +1,112 @@
+"""The recovery sweep: settle what a crashed creation left pending once its grace time is over.
+
+A pending batch record is removed with everything it owns; a pending job of a committed batch is
+started (the batch was promised to a client); any other pending job is removed. Each write is
+conditional on the object not having changed since it was read, so a creation that commits at
+the last moment, or a second replica sweeping at the same time, is never harmed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from scheduler.backends.base import Identity
+from scheduler.backends.kubernetes.client import Resource
+from scheduler.backends.kubernetes.creating import Api
+from scheduler.backends.kubernetes.manifests import (
+    ANNOTATION_COMMIT_DEADLINE,
+    LABEL_BATCH_NAME,
+    LABEL_PENDING,
+    commit_patch,
+    label_selector,
+    pending_selector,
+)
+from scheduler.backends.kubernetes.records import parse_time
+from scheduler.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+# A creation that is about to commit when its deadline passes is given this much longer.
+CLOCK_SKEW_SECONDS = 2.0
+LIST_PAGE_SIZE = 500
+
+
+class ListingApi(Api, Protocol):
+    async def list(
+        self, resource: Resource, selector: str, limit: int, token: str | None = None
+    ) -> dict[str, Any]: ...
+
+
+async def list_all(api: ListingApi, resource: Resource, selector: str) -> AsyncIterator[Any]:
+    token: str | None = None
+    while True:
+        page = await api.list(resource, selector, LIST_PAGE_SIZE, token)
+        for item in page.get("items") or ():
+            yield item
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def _overdue(obj: dict[str, Any], now: datetime) -> bool:
+    deadline = parse_time(
+        (obj["metadata"].get("annotations") or {}).get(ANNOTATION_COMMIT_DEADLINE)
+    )
+    # No readable deadline: someone else's half-made object; treat it as long overdue.
+    return deadline is None or now > deadline + timedelta(seconds=CLOCK_SKEW_SECONDS)
+
+
+def _is_pending(obj: dict[str, Any]) -> bool:
+    return (obj["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true"
+
+
+async def sweep(api: ListingApi, identity: Identity, now: datetime) -> int:
+    """Settle every overdue pending job and batch; return how many were settled."""
+    batches = {
+        item["metadata"]["name"]: item
+        async for item in list_all(api, Resource.CONFIGMAPS, label_selector(identity))
+    }
+    settled = 0
+    for name, record in batches.items():
+        if _is_pending(record) and _overdue(record, now):
+            settled += await _settle(
+                api.delete(
+                    Resource.CONFIGMAPS,
+                    name,
+                    resource_version=record["metadata"]["resourceVersion"],
+                ),
+                "removed a batch whose creation never completed",
+                name,
+            )
+    async for job in list_all(api, Resource.JOBS, pending_selector(identity)):
+        if not _overdue(job, now):
+            continue
+        metadata = job["metadata"]
+        batch = (metadata.get("labels") or {}).get(LABEL_BATCH_NAME)
+        if batch is not None and batch in batches and not _is_pending(batches[batch]):
+            settled += await _settle(
+                api.patch(Resource.JOBS, metadata["name"], commit_patch()),
+                "started a job of a committed batch that a crash left unstarted",
+                metadata["name"],
+            )
+        elif batch is None or batch not in batches:
+            settled += await _settle(
+                api.delete(
+                    Resource.JOBS, metadata["name"], resource_version=metadata["resourceVersion"]
+                ),
+                "removed a job whose creation never completed",
+                metadata["name"],
+            )
+    return settled
+
+
+async def _settle(call: Any, what: str, name: str) -> int:
+    try:
+        await call
+    except NotFoundError:
+        return 0  # committed or settled by someone else meanwhile
+    log.warning(what, extra={"job_name": name})
+    return 1

@@ -1,0 +1,153 @@
+"""The domain of batches: create one whole (each job merged with the batch's defaults), read,
+stop and delete them. A batch's status is derived from its jobs'."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from scheduler.backends.base import Backend, BatchRequest
+from scheduler.domain.batch_status import derive_batch_status
+from scheduler.domain.defaults import merge_defaults
+from scheduler.domain.jobs import build_request, check_payload
+from scheduler.domain.stopping import Stopper, is_stoppable
+from scheduler.errors import (
+    BadRequestError,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    NotReadyError,
+)
+from scheduler.models import BatchScheduleDescription, BatchStatus, JobStatus, Status, success
+from scheduler.names import new_batch_job_names, new_batch_name
+from scheduler.radixconfig import JobDefinition
+from scheduler.store import JobView
+
+log = logging.getLogger(__name__)
+
+_NAME_ATTEMPTS = 3
+EMPTY_BATCH = "BatchScheduleDescription is invalid: empty job description list"
+
+
+class BatchService:
+    def __init__(
+        self,
+        definition: JobDefinition,
+        backend: Backend,
+        view: JobView,
+        name_factory: Callable[[str], str] = new_batch_name,
+    ) -> None:
+        self.definition = definition
+        self._backend = backend
+        self._view = view
+        self._new_name = name_factory
+        self._stopper = Stopper(backend, view)
+
+    def _require_synced(self) -> None:
+        if not self._view.is_synced:
+            raise NotReadyError("the scheduler has not finished reading its jobs from the cluster")
+
+    def _check(self, description: BatchScheduleDescription) -> None:
+        """Every mistake is found before anything is created."""
+        if not description.job_schedule_descriptions:
+            raise InvalidError(EMPTY_BATCH)
+        for index, job in enumerate(description.job_schedule_descriptions):
+            check_payload(self.definition, job.payload, f"jobScheduleDescriptions[{index}].payload")
+
+    def _request(self, description: BatchScheduleDescription, name: str) -> BatchRequest:
+        jobs = description.job_schedule_descriptions
+        defaults = description.default_radix_job_component_config
+        return BatchRequest(
+            name=name,
+            batch_id=description.batch_id,
+            jobs=tuple(
+                build_request(
+                    self.definition,
+                    merge_defaults(defaults, job),
+                    job_name,
+                    batch_name=name,
+                    batch_id=description.batch_id,
+                    batch_index=index,
+                )
+                for index, (job, job_name) in enumerate(
+                    zip(jobs, new_batch_job_names(name, len(jobs)), strict=True)
+                )
+            ),
+        )
+
+    async def create(self, description: BatchScheduleDescription) -> BatchStatus:
+        self._check(description)
+        for attempt in range(1, _NAME_ATTEMPTS + 1):
+            name = self._new_name(self.definition.name)
+            try:
+                records = await self._backend.create_batch(self._request(description, name))
+                break
+            except ConflictError:
+                # The random suffix collided with an existing batch: draw another name.
+                if attempt == _NAME_ATTEMPTS:
+                    raise
+        for record in records:
+            self._view.upsert_job(record)
+        log.info("created batch %s of %d jobs", name, len(records), extra={"job_name": name})
+        return self.status(name)
+
+    def status(self, name: str) -> BatchStatus:
+        jobs = self._view.batch_statuses(name)
+        if jobs is None:
+            self._require_synced()
+            raise NotFoundError(f"batch {name} not found")
+        return self._compose(name, jobs)
+
+    def find(self, name: str) -> BatchStatus | None:
+        jobs = self._view.batch_statuses(name)
+        return self._compose(name, jobs) if jobs is not None else None
+
+    def _compose(self, name: str, jobs: list[JobStatus]) -> BatchStatus:
+        batch_id = next((job.batch_id for job in jobs if job.batch_id is not None), None)
+        return derive_batch_status(name, batch_id, jobs, self.definition.batch_status_rules)
+
+    def statuses(self) -> list[BatchStatus]:
+        self._require_synced()
+        return [self.status(name) for name in self._view.batch_names()]
+
+    def job(self, batch: str, job: str) -> JobStatus:
+        """A batch's job by its full name or by the short suffix after the batch's name."""
+        jobs = self._view.batch_statuses(batch)
+        if jobs is None:
+            self._require_synced()
+            raise NotFoundError(f"batch {batch} not found")
+        wanted = {job, f"{batch}-{job}"}
+        found = next((status for status in jobs if status.name in wanted), None)
+        if found is None:
+            raise NotFoundError(f"job {job} not found in batch {batch}")
+        return found
+
+    async def delete(self, name: str) -> Status:
+        self.status(name)  # 404 when unknown
+        try:
+            await self._backend.delete_batch(name)
+        except NotFoundError:
+            self._view.forget_batch(name)
+            raise
+        self._view.forget_batch(name)
+        log.info("deleted batch %s", name, extra={"job_name": name})
+        return success(f"batch {name} successfully deleted")
+
+    async def stop(self, name: str) -> Status:
+        batch = self.status(name)
+        jobs = batch.job_statuses or []
+        if not any(is_stoppable(job) for job in jobs):
+            raise BadRequestError(f"cannot stop the batch {name} with the status {batch.status}")
+        await self._stopper.stop_all(jobs)
+        return success(f"batch {name} was successfully stopped")
+
+    async def stop_all(self) -> Status:
+        self._require_synced()
+        for name in self._view.batch_names():
+            await self._stopper.stop_all(self._view.batch_statuses(name) or [])
+        return success("all batches were successfully stopped")
+
+    async def stop_job(self, batch: str, job: str) -> Status:
+        status = self.job(batch, job)
+        await self._stopper.stop(status)
+        return success(f"job {status.name} in batch {batch} was successfully stopped")
