@@ -27,12 +27,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_CONFIG_ERROR
     configure_logging(settings.log_level)
     definition = settings.definition
+    log.info("backend: %s (%s)", settings.backend, settings.backend_reason)
     log.info(
-        "serving job %s of app %s in environment %s, namespace %s, on port %d",
+        "serving job %s of app %s in environment %s, %s, on port %d",
         definition.name,
         definition.app,
         definition.environment,
-        settings.namespace,
+        f"state in {settings.state_dir}"
+        if settings.backend == "local"
+        else f"namespace {settings.namespace}",
         settings.port,
     )
     try:

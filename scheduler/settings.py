@@ -4,12 +4,14 @@ radixconfig. `environ` is injectable so tests never touch `os.environ`."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from scheduler.backends.local.store import default_state_dir
 from scheduler.errors import ConfigError
 from scheduler.radixconfig import (
     JobDefinition,
@@ -21,6 +23,8 @@ SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceacc
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
+DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
+SERVICE_ACCOUNT_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 # flag, environment variable, settings field
 _SOURCES: tuple[tuple[str, str | None, str], ...] = (
@@ -41,6 +45,10 @@ _SOURCES: tuple[tuple[str, str | None, str], ...] = (
     ("--webhook-attempts", "SCHEDULER_WEBHOOK_ATTEMPTS", "webhook_attempts"),
     ("--webhook-timeout", "SCHEDULER_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds"),
     ("--webhook-queue-size", "SCHEDULER_WEBHOOK_QUEUE_SIZE", "webhook_queue_size"),
+    ("--backend", "SCHEDULER_BACKEND", "backend"),
+    ("--state-dir", "SCHEDULER_STATE_DIR", "state_dir"),
+    ("--max-parallel", "SCHEDULER_MAX_PARALLEL", "max_parallel"),
+    ("--log-limit-bytes", "SCHEDULER_LOG_LIMIT_BYTES", "log_limit_bytes"),
 )
 _NAME_OF_FIELD = {field: env or flag for flag, env, field in _SOURCES}
 
@@ -67,6 +75,10 @@ class RawSettings(BaseModel):
     webhook_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     webhook_queue_size: Annotated[int, Field(ge=1)] = 10_000
+    backend: Literal["auto", "kubernetes", "local"] = "auto"
+    state_dir: Path | None = None
+    max_parallel: Annotated[int, Field(ge=1)] | None = None
+    log_limit_bytes: Annotated[int, Field(ge=4096)] = DEFAULT_LOG_LIMIT_BYTES
 
 
 class Settings(BaseModel):
@@ -93,6 +105,13 @@ class Settings(BaseModel):
     webhook_attempts: int = 5
     webhook_timeout_seconds: float = 10.0
     webhook_queue_size: int = 10_000
+    # Where jobs run, and why that one (the first log line says it).
+    backend: Literal["kubernetes", "local"] = "kubernetes"
+    backend_reason: str = "chosen by SCHEDULER_BACKEND"
+    # The local backend's database, payloads and logs; its parallelism; each log's bound.
+    state_dir: Path | None = None
+    max_parallel: int = 1
+    log_limit_bytes: int = DEFAULT_LOG_LIMIT_BYTES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,6 +155,33 @@ def _pod_namespace(namespace_file: Path) -> str | None:
         return None
 
 
+def _choose_backend(
+    raw: RawSettings, environ: Mapping[str, str]
+) -> tuple[Literal["kubernetes", "local"], str, Path | None]:
+    """The backend, why, and the kubeconfig to read (None: the pod's service account)."""
+    if raw.backend == "local":
+        return "local", "chosen by SCHEDULER_BACKEND/--backend", None
+    in_pod = bool(environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN_FILE.is_file()
+    found: Path | None
+    if raw.kubeconfig is not None:
+        found = raw.kubeconfig
+    else:
+        home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+        default = home / ".kube" / "config"
+        found = default if default.is_file() else None
+    if raw.backend == "kubernetes":
+        # In a pod without a kubeconfig named, the service account is the way in.
+        kubeconfig = raw.kubeconfig if raw.kubeconfig is not None or in_pod else found
+        return "kubernetes", "chosen by SCHEDULER_BACKEND/--backend", kubeconfig
+    if in_pod and raw.kubeconfig is None:
+        return "kubernetes", "running in a pod with a service account", None
+    if raw.kubeconfig is not None:
+        return "kubernetes", f"kubeconfig {raw.kubeconfig} named by KUBECONFIG/--kubeconfig", found
+    if found is not None:
+        return "kubernetes", f"kubeconfig {found} found", found
+    return "local", "not in a pod and no kubeconfig found", None
+
+
 def load_settings(
     argv: Sequence[str],
     environ: Mapping[str, str],
@@ -155,13 +201,22 @@ def load_settings(
         or _pod_namespace(namespace_file)
         or f"{definition.app}-{definition.environment}"
     )
+    backend, reason, kubeconfig = _choose_backend(raw, environ)
+    state_dir = raw.state_dir or default_state_dir(
+        environ, definition.app, definition.environment, definition.name
+    )
     return Settings(
+        backend=backend,
+        backend_reason=reason,
+        state_dir=state_dir if backend == "local" else None,
+        max_parallel=raw.max_parallel or os.cpu_count() or 1,
+        log_limit_bytes=raw.log_limit_bytes,
         definition=definition,
         config_file=raw.config_file,
         namespace=namespace,
         host=raw.host,
         port=raw.port or definition.scheduler_port,
-        kubeconfig=raw.kubeconfig,
+        kubeconfig=kubeconfig,
         history_limit=raw.history_limit,
         log_level=raw.log_level,
         shutdown_timeout_seconds=raw.shutdown_timeout_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from scheduler.app import create_app, identity_of
-from scheduler.backends.kubernetes.client import KubernetesBackend
+from scheduler.backends.kubernetes.backend import KubernetesBackend
+from scheduler.backends.local.backend import LocalBackend
 from scheduler.settings import Settings, load_settings
 from tests.fakekube import FakeKube
 
 TEST_CONFIG = Path(__file__).parent / "radixconfig.yaml"
+# On the local backend, jobs find a `sleep` here that runs on the fake's compressed clock.
+LOCAL_SHIMS = Path(__file__).parent / "local_shims"
 NAMESPACE = "myapp-dev"
 # The fake runs `sleep N` for N * TIME_SCALE seconds.
 TIME_SCALE = 0.05
@@ -45,7 +49,11 @@ def make_settings(tmp_path: Path, job: str = "compute", **env: str) -> Settings:
 
 
 def make_app(kube: FakeKube, settings: Settings, prune_interval: float = 0.02) -> web.Application:
-    backend = KubernetesBackend(identity_of(settings), configuration=kube.configuration())
+    backend = KubernetesBackend(
+        identity_of(settings),
+        configuration=kube.configuration(),
+        create_grace_seconds=settings.create_grace_seconds,
+    )
     return create_app(settings, backend, prune_interval_seconds=prune_interval)
 
 
@@ -65,6 +73,45 @@ def scheduler_factory(
 ) -> ClientFactory:
     async def start(job: str = "compute", **env: str) -> TestClient[web.Request, web.Application]:
         client = await aiohttp_client(make_app(kube, make_settings(tmp_path, job, **env)))
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status == 200
+
+        await wait_until(ready)
+        return client
+
+    return start
+
+
+def make_local_app(
+    settings: Settings, state_dir: Path, prune_interval: float = 0.02, **options: Any
+) -> web.Application:
+    """A scheduler on the local backend: jobs as processes, state in `state_dir`."""
+    backend = LocalBackend(
+        identity_of(settings),
+        state_dir,
+        max_parallel=settings.max_parallel,
+        log_limit_bytes=settings.log_limit_bytes,
+        **{
+            "kill_grace_seconds": 2.0,
+            "retry_backoff_seconds": 0.05,
+            "base_env": {**os.environ, "PATH": f"{LOCAL_SHIMS}:{os.environ.get('PATH', '')}"},
+            **options,
+        },
+    )
+    return create_app(settings, backend, prune_interval_seconds=prune_interval)
+
+
+@pytest.fixture
+def local_scheduler_factory(aiohttp_client: AiohttpClient, tmp_path: Path) -> ClientFactory:
+    """Schedulers on the local backend, sharing one state dir (a second one is a restart)."""
+
+    async def start(
+        job: str = "compute", options: dict[str, Any] | None = None, **env: str
+    ) -> TestClient[web.Request, web.Application]:
+        settings = make_settings(tmp_path, job, SCHEDULER_BACKEND="local", **env)
+        app = make_local_app(settings, tmp_path / "state", **(options or {}))
+        client = await aiohttp_client(app)
 
         async def ready() -> bool:
             return (await client.get("/readyz")).status == 200

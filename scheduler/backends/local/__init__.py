@@ -1,0 +1,1 @@
+"""The local backend: jobs as child processes, state in SQLite."""

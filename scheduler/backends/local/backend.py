@@ -1,0 +1,401 @@
+"""The local backend: each job's command as a child process on this machine, state in SQLite.
+
+Jobs wait in submission order until one of `max_parallel` slots is free; each then runs as a
+series of attempts (retries up to `backoffLimit`, `failurePolicy` rules, `timeLimitSeconds` over
+all of them, stop). Every change is published as Job and Pod records, so the view, statuses and
+the whole API are the same as on Kubernetes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from scheduler.backends.base import (
+    BatchRequest,
+    Identity,
+    JobRecord,
+    JobRequest,
+    Kind,
+    PodRecord,
+    Record,
+    WatchEvent,
+)
+from scheduler.backends.local import runner, sandbox
+from scheduler.backends.local.changes import Changes
+from scheduler.backends.local.failures import Verdict, judge
+from scheduler.backends.local.records import job_record, pod_record
+from scheduler.backends.local.serialize import (
+    AttemptReason,
+    ConditionType,
+    JobChanges,
+    JobState,
+    StoredJob,
+)
+from scheduler.backends.local.store import LocalStore
+from scheduler.errors import InvalidError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
+RETRY_BACKOFF_SECONDS = 1.0
+MAX_RETRY_BACKOFF_SECONDS = 60.0
+SHUTDOWN_MESSAGE = "the scheduler was shut down while the job ran"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalBackend:
+    def __init__(
+        self,
+        identity: Identity,
+        state_dir: Path,
+        max_parallel: int,
+        log_limit_bytes: int = DEFAULT_LOG_LIMIT_BYTES,
+        kill_grace_seconds: float = runner.DEFAULT_KILL_GRACE_SECONDS,
+        retry_backoff_seconds: float = RETRY_BACKOFF_SECONDS,
+        clock: Callable[[], datetime] = _now,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.identity = identity
+        self._store = LocalStore(state_dir)
+        self._max_parallel = max_parallel
+        self._log_limit = log_limit_bytes
+        self._grace = kill_grace_seconds
+        self._retry_backoff = retry_backoff_seconds
+        self._clock = clock
+        # Jobs inherit the scheduler's environment (PATH, HOME, ...), then their own variables.
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._changes = Changes()
+        self._jobs: dict[str, JobRecord] = {}
+        self._pods: dict[str, PodRecord] = {}
+        self._supervising: dict[str, asyncio.Task[None]] = {}
+        self._attempts: dict[str, runner.Attempt] = {}
+        self._stops: dict[str, asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._sandbox_problem: str | None = None
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._store.open()
+        interrupted = await self._store.mark_interrupted(self._clock())
+        if interrupted:
+            log.warning(
+                "%d job(s) were running when the scheduler last stopped; marked Failed: %s",
+                len(interrupted),
+                ", ".join(interrupted),
+            )
+        self._sandbox_problem = await sandbox.probe()
+        if self._sandbox_problem is not None:
+            log.warning(
+                "payloads cannot be mounted at their payload.path here (%s); jobs find their "
+                "payload directory in RADIX_PAYLOAD_PATH instead",
+                self._sandbox_problem,
+            )
+        log.info(
+            "the local backend runs each job's command as a process on this machine; "
+            "container images are not pulled or run"
+        )
+        for job in await self._store.jobs():
+            await self._refresh(job.name, publish=False)
+        self._dispatcher = asyncio.create_task(self._dispatching(), name="local-dispatching")
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop running jobs (TERM, then KILL after the grace period) and record why."""
+        self._closing = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        await asyncio.gather(
+            *(attempt.stop("Stopped") for attempt in list(self._attempts.values())),
+            return_exceptions=True,
+        )
+        await asyncio.gather(*self._supervising.values(), return_exceptions=True)
+        await self._store.close()
+
+    # -- the port ------------------------------------------------------------------------------
+
+    async def create_job(self, request: JobRequest) -> JobRecord:
+        _check_runnable(request)
+        stored = await self._store.add_job(request, self._clock())
+        record = await self._refresh(stored.name)
+        self._wake.set()
+        assert record is not None
+        return record
+
+    async def create_batch(self, batch: BatchRequest) -> list[JobRecord]:
+        for request in batch.jobs:
+            _check_runnable(request)
+        stored = await self._store.add_batch(batch, self._clock())
+        records = [await self._refresh(job.name) for job in stored]
+        self._wake.set()
+        return [record for record in records if record is not None]
+
+    async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
+        job = await self._get(name)
+        now = self._clock()
+        if job.state == "waiting":
+            await self._store.update_job(name, state="stopped", stopped_at=now)
+        elif job.state == "running" and job.stopped_at is None:
+            await self._store.update_job(name, stopped_at=now)
+            self._stops.setdefault(name, asyncio.Event()).set()
+            if (attempt := self._attempts.get(name)) is not None:
+                # TERM now; the grace period runs in the background, not in the request.
+                self._background(attempt.stop("Stopped"))
+        record = await self._refresh(name)
+        assert record is not None
+        return record
+
+    async def delete_job(self, name: str, uid: str) -> None:
+        job = await self._get(name)
+        if job.uid != uid:
+            raise NotFoundError(f"job {name} not found")
+        await self._end_process(name)
+        await self._store.delete_job(name)
+        self._forget(name)
+
+    async def delete_batch(self, name: str) -> None:
+        names = [n for n, record in self._jobs.items() if record.batch_name == name]
+        for job in names:
+            await self._end_process(job)
+        removed = await self._store.delete_batch(name)
+        for job in removed.jobs:
+            self._forget(job)
+
+    async def recover(self) -> int:
+        # A create is one SQLite transaction: a crash leaves a whole job or none.
+        return 0
+
+    async def list_records(self, kind: Kind) -> tuple[list[Record], str]:
+        records: list[Record] = list(
+            self._jobs.values() if kind is Kind.JOB else self._pods.values()
+        )
+        return records, str(self._changes.version)
+
+    def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
+        return self._changes.follow(kind, resource_version)
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def _dispatching(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            free = self._max_parallel - len(self._supervising)
+            if free <= 0:
+                continue
+            for job in await self._store.waiting(free + len(self._supervising)):
+                if job.name in self._supervising or free <= 0:
+                    continue
+                free -= 1
+                task = asyncio.create_task(self._supervise(job), name=f"running-{job.name}")
+                self._supervising[job.name] = task
+                task.add_done_callback(functools.partial(self._finished_supervising, job.name))
+
+    def _finished_supervising(self, name: str, _: asyncio.Task[None]) -> None:
+        self._supervising.pop(name, None)
+        self._stops.pop(name, None)
+        self._wake.set()
+
+    async def _supervise(self, job: StoredJob) -> None:
+        try:
+            await self._run_attempts(job)
+        except NotFoundError:
+            pass  # deleted while it ran
+        except Exception:
+            log.exception("supervising job %s failed", job.name, extra={"job_name": job.name})
+            with contextlib.suppress(Exception):
+                await self._finish(job.name, "failed", "Failed", "InternalError", "internal error")
+
+    async def _run_attempts(self, job: StoredJob) -> None:
+        name, request = job.name, job.request
+        started = self._clock()
+        await self._store.update_job(name, state="running", started=started)
+        await self._refresh(name)
+        deadline = started + timedelta(seconds=request.time_limit_seconds)
+        failures = job.failed_attempts
+        stop = self._stops.setdefault(name, asyncio.Event())
+        while True:
+            if stop.is_set():
+                await self._finish(name, "stopped")
+                return
+            remaining = (deadline - self._clock()).total_seconds()
+            if remaining <= 0:
+                await self._deadline_exceeded(name, failures)
+                return
+            outcome = await self._attempt(job, remaining)
+            if self._closing:
+                await self._finish(name, "failed", "Failed", "SchedulerStopped", SHUTDOWN_MESSAGE)
+                return
+            if outcome.reason == "Stopped":
+                await self._finish(name, "stopped")
+                return
+            if outcome.reason == "Completed":
+                await self._finish(name, "succeeded", "Complete", "Completed", None)
+                return
+            if outcome.reason == "DeadlineExceeded":
+                await self._deadline_exceeded(name, failures + 1)
+                return
+            verdict: Verdict = judge(request, outcome.exit_code, failures)
+            failures = verdict.failures
+            if verdict.reason is not None:
+                await self._store.update_job(name, failed_attempts=failures)
+                await self._finish(name, "failed", "Failed", verdict.reason, verdict.message)
+                return
+            await self._store.update_job(name, failed_attempts=failures)
+            await self._refresh(name)
+            delay = min(MAX_RETRY_BACKOFF_SECONDS, self._retry_backoff * 2 ** max(failures - 1, 0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _attempt(self, job: StoredJob, remaining: float) -> runner.Outcome:
+        name = job.name
+        attempt_row = await self._store.start_attempt(name, self._clock(), pid=None)
+        argv, env = self._launch(job)
+        log_file = runner.BoundedLog(attempt_row.log_path, self._log_limit)
+        attempt = runner.Attempt(argv, env, log_file, remaining, self._grace)
+        self._attempts[name] = attempt
+        try:
+            try:
+                await attempt.start()
+            except OSError as exc:
+                log_file.close()
+                outcome = runner.Outcome(None, "StartError", f"the command cannot run: {exc}")
+            else:
+                assert attempt.pid is not None
+                await self._store.record_start(name, attempt_row.idx, self._clock(), attempt.pid)
+                await self._refresh(name)
+                outcome = await attempt.wait()
+        finally:
+            self._attempts.pop(name, None)
+        reason = cast(AttemptReason, "Error" if outcome.reason == "StartError" else outcome.reason)
+        await self._store.finish_attempt(
+            name,
+            attempt_row.idx,
+            self._clock(),
+            outcome.exit_code if outcome.exit_code is not None else 128,
+            reason,
+            outcome.message,
+        )
+        return outcome
+
+    def _launch(self, job: StoredJob) -> tuple[list[str], dict[str, str]]:
+        request = job.request
+        command = [*(request.command or ()), *(request.args or ())]
+        env = {
+            **self._base_env,
+            **request.env,
+            "RADIX_JOB_NAME": job.name,
+            "RADIX_APP": self.identity.app,
+            "RADIX_ENVIRONMENT": self.identity.environment,
+            "RADIX_COMPONENT": self.identity.component,
+        }
+        if request.payload_path is None or job.payload_file is None:
+            return command, env
+        payload_dir = job.payload_file.parent
+        if self._sandbox_problem is None:
+            argv = sandbox.sandbox_argv(payload_dir, request.payload_path, command)
+            return argv, {**env, "RADIX_PAYLOAD_PATH": request.payload_path}
+        return command, {**env, **sandbox.fallback_env(payload_dir)}
+
+    async def _deadline_exceeded(self, name: str, failures: int) -> None:
+        await self._store.update_job(name, failed_attempts=failures)
+        await self._finish(
+            name,
+            "failed",
+            "Failed",
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+        )
+
+    async def _finish(
+        self,
+        name: str,
+        state: JobState,
+        condition: ConditionType | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        now = self._clock()
+        changes: JobChanges = {"state": state}
+        if condition is not None:
+            changes["condition_type"] = condition
+            changes["condition_reason"] = reason
+            changes["condition_message"] = message
+            changes["condition_time"] = now
+        if state == "succeeded":
+            changes["completed"] = now
+        await self._store.update_job(name, **changes)
+        await self._refresh(name)
+
+    async def _end_process(self, name: str) -> None:
+        self._stops.setdefault(name, asyncio.Event()).set()
+        if (attempt := self._attempts.get(name)) is not None:
+            await attempt.stop("Stopped")
+        task = self._supervising.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- records -------------------------------------------------------------------------------
+
+    async def _get(self, name: str) -> StoredJob:
+        job = await self._store.get(name)
+        if job is None:
+            raise NotFoundError(f"job {name} not found")
+        return job
+
+    async def _refresh(self, name: str, publish: bool = True) -> JobRecord | None:
+        """Read the job again and publish what changed of its Job and Pod records."""
+        job = await self._store.get(name)
+        if job is None:
+            return None
+        attempts = await self._store.attempts(name)
+        record = job_record(job, attempts)
+        previous = self._jobs.get(name)
+        self._jobs[name] = record
+        if publish and previous != record:
+            self._changes.publish("ADDED" if previous is None else "MODIFIED", record)
+        for attempt in attempts:
+            pod = pod_record(job, attempt)
+            old = self._pods.get(pod.name)
+            self._pods[pod.name] = pod
+            if publish and old != pod:
+                self._changes.publish("ADDED" if old is None else "MODIFIED", pod)
+        return record
+
+    def _forget(self, name: str) -> None:
+        for pod_name in [p for p, pod in self._pods.items() if pod.job_name == name]:
+            self._changes.publish("DELETED", self._pods.pop(pod_name))
+        if (record := self._jobs.pop(name, None)) is not None:
+            self._changes.publish("DELETED", record)
+
+
+def _check_runnable(request: JobRequest) -> None:
+    if not request.command:
+        raise InvalidError(
+            f"command: job {request.name} has no command; the local backend runs the job's "
+            "command as a process (it does not run container images): set `command` in the "
+            "radixconfig or in the request"
+        )
