@@ -144,7 +144,8 @@ def create_app(
     app[HEALTH] = Health()
     app[METRICS] = metrics
     app[SERVICE] = JobService(settings.definition, backend, view)
-    app[BATCHES] = BatchService(settings.definition, backend, view)
+    notifier = Notifier(view, lambda name: app[BATCHES].find(name))
+    app[BATCHES] = BatchService(settings.definition, backend, view, creating=notifier.holding)
     app[SWAGGER] = render().encode()
     app[PRUNE_INTERVAL] = prune_interval_seconds
     add_routes(app)
@@ -159,7 +160,7 @@ def create_app(
             metrics=metrics,
         )
         app[WEBHOOK] = sender
-        Notifier(view, app[BATCHES].find, sender.send)
+        notifier.subscribe(sender.send)
         # Started before the watches and closed after them, so no event is sent to a closed one.
         app.cleanup_ctx.append(_webhook)
     app.cleanup_ctx.append(_background)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from scheduler import __version__
+from scheduler import __version__, additions
 from scheduler.models import (
     BatchEvent,
     BatchScheduleDescription,
@@ -80,7 +80,9 @@ def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
 
 def definitions() -> dict[str, Any]:
     _, schema = models_json_schema(
-        [(model, "validation") for model in _MODELS], by_alias=True, ref_template=_REF
+        [(model, "validation") for model in (*_MODELS, *additions.models())],
+        by_alias=True,
+        ref_template=_REF,
     )
     raw: dict[str, Any] = schema["$defs"]
     enums = {name: d for name, d in raw.items() if "enum" in d and d.get("type") == "string"}
@@ -105,7 +107,7 @@ def build_swagger() -> dict[str, Any]:
         "consumes": ["application/json"],
         "produces": ["application/json"],
         "basePath": "/api/v1",
-        "paths": paths(),
+        "paths": {**paths(), **additions.paths()},
         "definitions": definitions(),
     }
 

@@ -173,6 +173,7 @@ def test_service_selects_the_scheduler_pod_and_never_job_pods(helm: Path) -> Non
 def test_scheduler_is_told_its_config_job_environment_app_and_namespace(helm: Path) -> None:
     env = env_of(scheduler_container(render(helm)))
     assert env == {
+        "SCHEDULER_BACKEND": "kubernetes",
         "RADIX_CONFIG_FILE": "/etc/job-scheduler/radixconfig.yaml",
         "RADIX_COMPONENT": "compute",
         "RADIX_ENVIRONMENT": "dev",

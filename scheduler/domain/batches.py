@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from scheduler.backends.base import Backend, BatchRequest
 from scheduler.domain.batch_status import derive_batch_status
@@ -36,8 +37,10 @@ class BatchService:
         backend: Backend,
         view: JobView,
         name_factory: Callable[[str], str] = new_batch_name,
+        creating: Callable[[str], AbstractContextManager[None]] = lambda name: nullcontext(),
     ) -> None:
         self.definition = definition
+        self._creating = creating
         self._backend = backend
         self._view = view
         self._new_name = name_factory
@@ -80,14 +83,15 @@ class BatchService:
         for attempt in range(1, _NAME_ATTEMPTS + 1):
             name = self._new_name(self.definition.name)
             try:
-                records = await self._backend.create_batch(self._request(description, name))
+                with self._creating(name):
+                    records = await self._backend.create_batch(self._request(description, name))
+                    for record in records:
+                        self._view.upsert_job(record)
                 break
             except ConflictError:
                 # The random suffix collided with an existing batch: draw another name.
                 if attempt == _NAME_ATTEMPTS:
                     raise
-        for record in records:
-            self._view.upsert_job(record)
         log.info("created batch %s of %d jobs", name, len(records), extra={"job_name": name})
         return self.status(name)
 

@@ -1,17 +1,19 @@
 """Notifications: the view's status changes as Radix `BatchEvent`s (Create, Update, Delete), for
 the webhook (and any other subscriber).
 
-A single job is a batch of one (`batchType: job`). A batch's changes made in one pass of the
-event loop (a batch of 500 created at once) become one event; an Update carries only the jobs
-that changed, as Radix's do. Nothing is sent for what the view finds at start-up: a restarted
-scheduler does not announce old news again.
+A single job is a batch of one (`batchType: job`). A batch being created is held until all its
+jobs are in the view, so its Create carries them all; later changes made in one pass of the event
+loop become one event. As in Radix, an Update is sent when a job's status or message changed (not
+for a new timestamp) and carries only those jobs. Nothing is sent for what the view finds at
+start-up: a restarted scheduler does not announce old news again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from scheduler.models import BatchEvent, BatchStatus, BatchType, Event, EventType, JobStatus
 from scheduler.store import JobView
@@ -36,23 +38,43 @@ def batch_event(event: EventType, status: BatchStatus, jobs: list[JobStatus]) ->
 
 
 class Notifier:
-    def __init__(
-        self, view: JobView, batch_status: Callable[[str], BatchStatus | None], send: Send
-    ) -> None:
+    def __init__(self, view: JobView, batch_status: Callable[[str], BatchStatus | None]) -> None:
         self._view = view
         self._batch_status = batch_status
-        self._send = send
+        self._subscribers: list[Send] = []
         # Per batch: each changed job's latest status, and whether it is new to the view.
         self._changed: dict[str, dict[str, tuple[JobStatus, bool]]] = {}
         self._known: dict[str, BatchStatus] = {}
         self._flush_scheduled = False
+        self._held: set[str] = set()
         view.subscribe(self._on_change)
 
+    def subscribe(self, send: Send) -> None:
+        self._subscribers.append(send)
+
+    @contextmanager
+    def holding(self, batch: str) -> Iterator[None]:
+        """While a batch is being created: its events wait until all its jobs are in."""
+        self._held.add(batch)
+        try:
+            yield
+        finally:
+            self._held.discard(batch)
+            if batch in self._changed:
+                self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _on_change(self, name: str, old: JobStatus | None, new: JobStatus | None) -> None:
-        if not self._view.is_synced:
+        if not self._subscribers or not self._view.is_synced:
             return
         status = new or old
         assert status is not None, "a change has an old or a new status"
+        if old is not None and new is not None and not _news(old, new):
+            return
         if status.batch_name is None:
             kind = EventType.CREATE if old is None else EventType.UPDATE
             self._emit(name, single_job_event(EventType.DELETE if new is None else kind, status))
@@ -60,20 +82,21 @@ class Notifier:
         changes = self._changed.setdefault(status.batch_name, {})
         was_new = changes[name][1] if name in changes else old is None
         changes[name] = (status, was_new)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if status.batch_name not in self._held:
+            self._schedule_flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        changed, self._changed = self._changed, {}
+        changed = {b: jobs for b, jobs in self._changed.items() if b not in self._held}
+        for batch in changed:
+            del self._changed[batch]
         for batch, jobs in changed.items():
             current = self._batch_status(batch)
             previous = self._known.get(batch)
             if current is None:
-                if previous is not None:
-                    del self._known[batch]
-                    self._emit(batch, batch_event(EventType.DELETE, previous, []))
+                gone = previous or _last_seen(batch, [job for job, _ in jobs.values()])
+                self._known.pop(batch, None)
+                self._emit(batch, batch_event(EventType.DELETE, gone, []))
                 continue
             self._known[batch] = current
             if previous is None and all(was_new for _, was_new in jobs.values()):
@@ -83,7 +106,21 @@ class Notifier:
             else:
                 live = {job.name for job in current.job_statuses or []}
                 updated = [job for name, (job, _) in jobs.items() if name in live]
-                self._emit(batch, batch_event(EventType.UPDATE, current, updated))
+                if updated or previous is None or previous.status != current.status:
+                    self._emit(batch, batch_event(EventType.UPDATE, current, updated))
 
     def _emit(self, key: str, event: BatchEvent) -> None:
-        self._send(uuid.uuid4().hex, key, event.model_dump_json(by_alias=True).encode())
+        event_id, body = uuid.uuid4().hex, event.model_dump_json(by_alias=True).encode()
+        for send in self._subscribers:
+            send(event_id, key, body)
+
+
+def _news(old: JobStatus, new: JobStatus) -> bool:
+    """What Radix notifies about: a change of status or message (not a new timestamp)."""
+    return (old.status, old.message) != (new.status, new.message)
+
+
+def _last_seen(batch: str, jobs: list[JobStatus]) -> BatchStatus:
+    """A deleted batch this scheduler never announced (it was there at start-up)."""
+    batch_id = next((job.batch_id for job in jobs if job.batch_id is not None), None)
+    return BatchStatus(name=batch, batch_id=batch_id, job_statuses=jobs)

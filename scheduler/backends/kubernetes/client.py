@@ -138,9 +138,7 @@ class KubeApi:
 
     async def start(self) -> None:
         configuration = self._configuration or await load_configuration(self._kubeconfig)
-        configuration.connection_pool_maxsize = max(
-            configuration.connection_pool_maxsize or 0, CONNECTION_POOL_SIZE
-        )
+        configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
         self._api = k8s.ApiClient(configuration)
         self._apis = {"batch": k8s.BatchV1Api(self._api), "core": k8s.CoreV1Api(self._api)}
 
