@@ -114,6 +114,9 @@ class JobView:
             return
         if self._is_buried(record.name):
             return
+        known = self._jobs.get(record.name)
+        if known is not None and _older(record.resource_version, known.resource_version):
+            return  # a create's or a stop's answer that the watch has already overtaken
         self._jobs[record.name] = record
         if record.batch_name is not None:
             self._batches.setdefault(record.batch_name, set()).add(record.name)
@@ -226,3 +229,11 @@ class JobView:
     def _notify(self, name: str, old: JobStatus | None, new: JobStatus | None) -> None:
         for listener in self._listeners:
             listener(name, old, new)
+
+
+def _older(version: str, than: str) -> bool:
+    """Versions of one object only grow; both backends number them (Kubernetes' are etcd
+    revisions). One that is not a number cannot be compared: it is taken as news."""
+    if version.isdigit() and than.isdigit():
+        return int(version) < int(than)
+    return False

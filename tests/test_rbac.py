@@ -17,7 +17,8 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
 ) -> None:
     kube.clear_audit()
     client = await scheduler_factory(RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT="1")
-    # Every kind of work: create with payload and ports, read, delete, prune, relist after 410.
+    # Every kind of work: create with payload and ports, read, delete, prune, stop, batches,
+    # the recovery sweep, relist after 410.
     first = await post_job(client, {"payload": "p", "command": ["sh", "-c", "sleep 1; exit 0"]})
     await wait_for_status(client, first["name"], "Succeeded")
     await post_job(client, {"command": ["sh", "-c", "sleep 1; exit 0"]})
@@ -32,6 +33,30 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
     second = kept[0]
     await client.get(f"/api/v1/jobs/{second}")
     assert (await client.delete(f"/api/v1/jobs/{second}")).status == 200
+    # Stop a single job, then a batch (created with payloads and ports), and delete the batch.
+    stopped = await post_job(client, {"command": ["sh", "-c", "sleep 1000; exit 0"]})
+    await wait_for_status(client, stopped["name"], "Running")
+    assert (await client.post(f"/api/v1/jobs/{stopped['name']}/stop")).status == 200
+    await wait_for_status(client, stopped["name"], "Stopped")
+    response = await client.post(
+        "/api/v1/batches",
+        json={
+            "jobScheduleDescriptions": [{"payload": "p"}, {"payload": "q"}],
+            "defaultRadixJobComponentConfig": {"command": ["sh", "-c", "sleep 1000; exit 0"]},
+        },
+    )
+    assert response.status == 200, await response.text()
+    created = await response.json()
+    batch = created["name"]
+    await wait_for_status(client, created["jobStatuses"][0]["name"], "Running")
+    assert (await client.post(f"/api/v1/batches/{batch}/stop")).status == 200
+    assert (await client.delete(f"/api/v1/batches/{batch}")).status == 200
+
+    # The recovery sweep lists the batches (ConfigMaps) and the pending Jobs.
+    async def swept() -> bool:
+        return any(e.resource == "configmaps" and e.verb == "list" for e in kube.audit)
+
+    await wait_until(swept)
     kube.expire_history()
     await kube.drop_watches()
     await asyncio.sleep(0.5)

@@ -55,7 +55,7 @@ def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
     return ReplicaStatusEnum.PENDING
 
 
-def _pod_status(pod: PodRecord, index: int, stopped: bool = False) -> PodStatus:
+def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> PodStatus:
     state = pod.container
     problem = _pod_problem(pod)
     return PodStatus(
@@ -65,7 +65,7 @@ def _pod_status(pod: PodRecord, index: int, stopped: bool = False) -> PodStatus:
         end_time=state.finished_at,
         container_started=state.started_at,
         replica_status=ReplicaStatus(
-            status=_stopped_replica(pod) if stopped else _replica_status(pod)
+            status=_stopped_replica(pod, stopped) if stopped else _replica_status(pod)
         ),
         status_message=problem or state.message,
         restart_count=pod.restart_count,
@@ -77,10 +77,14 @@ def _pod_status(pod: PodRecord, index: int, stopped: bool = False) -> PodStatus:
     )
 
 
-def _stopped_replica(pod: PodRecord) -> ReplicaStatusEnum:
-    """A stopped job's pods that had not finished are Stopped, as in Radix."""
+def _stopped_replica(pod: PodRecord, stopped: datetime) -> ReplicaStatusEnum:
+    """A stopped job's pods that had not finished, or that the stop ended, are Stopped, as in
+    Radix."""
     status = _replica_status(pod)
     if status in (ReplicaStatusEnum.PENDING, ReplicaStatusEnum.RUNNING):
+        return ReplicaStatusEnum.STOPPED
+    finished = pod.container.finished_at
+    if status is ReplicaStatusEnum.FAILED and finished is not None and finished >= stopped:
         return ReplicaStatusEnum.STOPPED
     return status
 
@@ -159,7 +163,5 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         status=status,
         message=message,
         failed=job.failed,
-        pod_statuses=[
-            _pod_status(pod, index, stopped is not None) for index, pod in enumerate(ordered)
-        ],
+        pod_statuses=[_pod_status(pod, index, stopped) for index, pod in enumerate(ordered)],
     )

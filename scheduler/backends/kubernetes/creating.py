@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # A large batch takes longer to create: each job adds this to the batch's grace time.
 GRACE_PER_BATCH_JOB_SECONDS = 0.05
+START_RETRY_DELAYS_SECONDS = (0.1, 0.5)
 
 
 class Api(Protocol):
@@ -124,12 +125,9 @@ class Creator:
 
     async def _start(self, created: list[dict[str, Any]]) -> list[JobRecord]:
         """Start the jobs of a committed batch. One that cannot be started now still belongs
-        to the batch: the recovery sweep starts it once its grace time is over."""
+        to the batch: the recovery sweep starts it."""
         results = await asyncio.gather(
-            *(
-                self._api.patch(Resource.JOBS, job["metadata"]["name"], commit_patch())
-                for job in created
-            ),
+            *(self._start_one(job["metadata"]["name"]) for job in created),
             return_exceptions=True,
         )
         records = []
@@ -145,6 +143,15 @@ class Creator:
             else:
                 records.append(job_record(result))
         return records
+
+    async def _start_one(self, name: str) -> dict[str, Any]:
+        """Until it has started, other replicas do not show the job: try again at once."""
+        for delay in START_RETRY_DELAYS_SECONDS:
+            try:
+                return await self._api.patch(Resource.JOBS, name, commit_patch())
+            except BackendUnavailableError:
+                await asyncio.sleep(delay)
+        return await self._api.patch(Resource.JOBS, name, commit_patch())
 
     async def _create_pending_job(
         self, request: JobRequest, deadline: datetime, owner: dict[str, Any]

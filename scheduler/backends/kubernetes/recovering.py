@@ -19,6 +19,7 @@ from scheduler.backends.kubernetes.creating import Api
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     LABEL_BATCH_NAME,
+    LABEL_IDEMPOTENCY_KEY,
     LABEL_PENDING,
     commit_patch,
     label_selector,
@@ -65,9 +66,11 @@ def _is_pending(obj: dict[str, Any]) -> bool:
 
 async def sweep(api: ListingApi, identity: Identity, now: datetime) -> int:
     """Settle every overdue pending job and batch; return how many were settled."""
+    # Idempotency-Key claims are ConfigMaps too, but no batches.
+    selector = f"{label_selector(identity)},!{LABEL_IDEMPOTENCY_KEY}"
     batches = {
         item["metadata"]["name"]: item
-        async for item in list_all(api, Resource.CONFIGMAPS, label_selector(identity))
+        async for item in list_all(api, Resource.CONFIGMAPS, selector)
     }
     settled = 0
     for name, record in batches.items():
@@ -82,11 +85,14 @@ async def sweep(api: ListingApi, identity: Identity, now: datetime) -> int:
                 name,
             )
     async for job in list_all(api, Resource.JOBS, pending_selector(identity)):
-        if not _overdue(job, now):
-            continue
         metadata = job["metadata"]
         batch = (metadata.get("labels") or {}).get(LABEL_BATCH_NAME)
-        if batch is not None and batch in batches and not _is_pending(batches[batch]):
+        committed = batch is not None and batch in batches and not _is_pending(batches[batch])
+        # A committed batch's job is started at once: the batch was promised, and a job left
+        # unstarted stays invisible to every replica until it is.
+        if not committed and not _overdue(job, now):
+            continue
+        if committed:
             settled += await _settle(
                 api.patch(Resource.JOBS, metadata["name"], commit_patch()),
                 "started a job of a committed batch that a crash left unstarted",
