@@ -27,4 +27,8 @@ async def recovering(backend: Backend, interval_seconds: float) -> None:
                 log.info("settled %d half-made creations", settled)
         except SchedulerError as exc:
             log.warning("the recovery sweep failed; it runs again shortly: %s", exc.message)
+        except Exception:
+            # A bug or an odd object must not end the sweep for good: half-made creations
+            # would then never be settled.
+            log.exception("the recovery sweep failed unexpectedly; it runs again shortly")
         await asyncio.sleep(interval_seconds)

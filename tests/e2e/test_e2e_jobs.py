@@ -180,46 +180,112 @@ async def test_finished_jobs_are_pruned_to_the_history_limit(
     await wait_until(cluster_matches, GC_SECONDS, "the cluster holding only the kept jobs", 0.5)
 
 
-@pytest.mark.skip(reason="stop/batches come with the batches issue")
-async def test_a_stopped_job_is_stopped_and_its_pod_removed(
+async def test_a_stopped_job_is_stopped_its_pods_removed_and_its_job_kept(
     scheduler: Client, cluster: Cluster, namespace: str
 ) -> None:
-    name = (await post_job(scheduler, {"command": sh(60, 0)}))["name"]
+    name = (await post_job(scheduler, {"command": sh(300, 0)}))["name"]
     running, _ = await follow(scheduler, name, {"Running", *FINISHED})
     assert running["status"] == "Running", running
+
     response = await scheduler.post(f"/api/v1/jobs/{name}/stop")
     assert response.status == 200, await response.text()
+    assert (await response.json())["status"] == "Success"
     stopped, _ = await follow(scheduler, name, FINISHED)
-    assert stopped["status"] == "Stopped"
+    assert stopped["status"] == "Stopped", stopped
+    assert stopped["ended"] is not None
 
     async def pods_gone() -> bool:
         pods = await cluster.core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
         return not wire(pods)["items"]
 
     await wait_until(pods_gone, GC_SECONDS, f"the pods of stopped job {name} deleted", 0.5)
+    # The job keeps its record: suspended in the cluster, with its Secret, and Stopped in the API.
+    job = wire(await cluster.batch.read_namespaced_job(name, namespace))
+    assert job["spec"]["suspend"] is True
+    assert await exists(cluster.core.read_namespaced_secret(f"{name}-payload", namespace))
+    kept, _ = await follow(scheduler, name, FINISHED)
+    assert kept["status"] == "Stopped", kept
 
 
-@pytest.mark.skip(reason="stop/batches come with the batches issue")
-async def test_a_batch_runs_its_jobs_and_succeeds_when_they_all_do(scheduler: Client) -> None:
+def _env(job: dict[str, Any]) -> dict[str, str]:
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item.get("value", "") for item in container.get("env", [])}
+
+
+async def test_a_batch_with_defaults_completes_and_its_deletion_removes_what_it_owns(
+    scheduler: Client, cluster: Cluster, namespace: str
+) -> None:
     body = {
         "batchId": "e2e-batch",
+        "defaultRadixJobComponentConfig": {
+            "command": sh(2, 0),
+            "backoffLimit": 0,
+            "variables": {"STAGE": "default"},
+        },
         "jobScheduleDescriptions": [
-            {"jobId": "one", "payload": "1", "command": sh(1, 0)},
-            {"jobId": "two", "payload": "2", "command": sh(2, 0)},
+            {"jobId": "one", "payload": "1"},
+            {"jobId": "two", "payload": "2", "variables": {"STAGE": "own"}},
+            {"jobId": "bad", "payload": "3", "command": sh(1, 1)},
         ],
     }
     response = await scheduler.post("/api/v1/batches", data=json.dumps(body))
     assert response.status == 200, await response.text()
     batch = (await response.json())["name"]
-
     finished: dict[str, Any] = {}
 
     async def batch_done() -> bool:
         nonlocal finished
-        finished = await (await scheduler.get(f"/api/v1/batches/{batch}")).json()
-        return finished.get("status") in FINISHED
+        response = await scheduler.get(f"/api/v1/batches/{batch}")
+        assert response.status == 200, await response.text()
+        finished = await response.json()
+        return all(job["status"] in FINISHED for job in finished["jobStatuses"])
 
-    await wait_until(batch_done, JOB_SECONDS, f"batch {batch} finished")
-    assert finished["status"] == "Succeeded", finished
-    assert sorted(j["jobId"] for j in finished["jobStatuses"]) == ["one", "two"]
-    assert all(j["status"] == "Succeeded" for j in finished["jobStatuses"])
+    await wait_until(batch_done, JOB_SECONDS, f"the jobs of batch {batch} finished")
+    # No batchStatusRules in the radixconfig: a batch whose jobs all ended is Completed.
+    assert finished["status"] == "Completed", finished
+    assert finished["batchId"] == "e2e-batch"
+    by_id = {job["jobId"]: job for job in finished["jobStatuses"]}
+    statuses = {job_id: job["status"] for job_id, job in by_id.items()}
+    assert statuses == {"one": "Succeeded", "two": "Succeeded", "bad": "Failed"}
+    assert "exited with code 1" in by_id["bad"]["message"]
+
+    bad = by_id["bad"]["name"]
+    short = bad.removeprefix(f"{batch}-")
+    response = await scheduler.get(f"/api/v1/batches/{batch}/jobs/{short}")
+    assert response.status == 200, await response.text()
+    found = await response.json()
+    assert (found["name"], found["jobId"], found["status"]) == (bad, "bad", "Failed")
+
+    # The defaults reached the jobs, and each job's own values won over them.
+    jobs = {
+        job_id: wire(await cluster.batch.read_namespaced_job(job["name"], namespace))
+        for job_id, job in by_id.items()
+    }
+    assert {job_id: job["spec"]["backoffLimit"] for job_id, job in jobs.items()} == {
+        "one": 0,
+        "two": 0,
+        "bad": 0,
+    }
+    assert _env(jobs["one"])["STAGE"] == "default" and _env(jobs["two"])["STAGE"] == "own"
+    assert jobs["one"]["spec"]["template"]["spec"]["containers"][0]["command"] == sh(2, 0)
+    assert await exists(cluster.core.read_namespaced_config_map(batch, namespace))
+
+    response = await scheduler.delete(f"/api/v1/batches/{batch}")
+    assert response.status == 200, await response.text()
+    assert (await response.json())["status"] == "Success"
+    assert (await scheduler.get(f"/api/v1/batches/{batch}")).status == 404
+    members = f"{SELECTOR},radix-batch-name={batch}"
+
+    async def all_gone() -> bool:
+        listed = [
+            await cluster.batch.list_namespaced_job(namespace, label_selector=members),
+            await cluster.core.list_namespaced_secret(namespace, label_selector=members),
+            await cluster.core.list_namespaced_service(namespace, label_selector=members),
+        ]
+        if any(wire(objects)["items"] for objects in listed):
+            return False
+        return not await exists(cluster.core.read_namespaced_config_map(batch, namespace))
+
+    # The Jobs go with the ConfigMap, their Secrets and Services with them, through the garbage
+    # collector.
+    await wait_until(all_gone, GC_SECONDS, f"batch {batch} and everything it owns deleted", 0.5)
