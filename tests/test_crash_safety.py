@@ -33,7 +33,7 @@ CREATE_GRACE_SECONDS = 2
 BATCH_JOBS = 3
 BURST_JOBS = 20
 READY_SECONDS = 40.0
-ARRIVAL_SECONDS = 30.0
+ARRIVAL_SECONDS = 120.0
 RECOVERY_SECONDS = 60.0
 
 
@@ -356,7 +356,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: JSON) -> JSON:
         return result
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.id)
 async def test_a_kill_at_any_step_of_a_create_leaves_it_complete_or_gone(
     step: Step, kube: FakeKube, launch: Launch, http: aiohttp.ClientSession
@@ -411,7 +411,7 @@ async def test_a_kill_at_any_step_of_a_create_leaves_it_complete_or_gone(
         await wait_until(shown, RECOVERY_SECONDS)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 async def test_a_burst_of_creates_killed_midway_leaves_every_job_with_its_secret(
     kube: FakeKube, launch: Launch, http: aiohttp.ClientSession
 ) -> None:

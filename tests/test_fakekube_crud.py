@@ -220,6 +220,27 @@ async def test_merge_patch_removes_keys_set_to_null(kube: Kube) -> None:
     assert patched.metadata.labels == {"b": "2"}
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/merge-patch+json", "application/strategic-merge-patch+json"],
+)
+async def test_a_job_takes_merge_and_strategic_merge_patches(kube: Kube, content_type: str) -> None:
+    await kube.batch.create_namespaced_job(
+        NS, job_manifest("j", suspend=True, labels={"a": "1", "b": "2"})
+    )
+
+    patched = await kube.batch.patch_namespaced_job(
+        "j",
+        NS,
+        {"metadata": {"labels": {"a": None, "c": "3"}}, "spec": {"parallelism": 2}},
+        _content_type=content_type,
+    )
+
+    assert patched.metadata.labels == {"b": "2", "c": "3"}
+    assert (patched.spec.parallelism, patched.spec.suspend) == (2, True)
+    assert kube.fake.audit[-1].verb == "patch"
+
+
 async def test_json_patch_applies_operations_in_order(kube: Kube) -> None:
     await kube.core.create_namespaced_secret(NS, secret_manifest("s"))
     operations = [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -34,18 +36,31 @@ def owned_by(owner: Any, kind: str = "Job", api_version: str = "batch/v1") -> li
 async def running_job_with_pod(
     kube: Kube, name: str = "j", script: str = "sleep 60; exit 0"
 ) -> tuple[Any, str]:
-    """A Job whose pod runs (for a simulated minute by default), and that pod's name."""
+    """A Job whose pod has started (and runs a simulated minute by default), and that pod's
+    name."""
     job = await kube.batch.create_namespaced_job(NS, job_manifest(name, script))
 
-    def running(pods: list[dict[str, Any]]) -> bool:
-        return len(pods) == 1 and phase(pods[0]) == "Running"
-
-    for _ in range(500):
+    def started(_: Any) -> bool:
         pods = kube.fake.list("Pod", NS, f"job-name={name}")
-        if running(pods):
-            return job, str(pods[0]["metadata"]["name"])
-        await kube.fake.settle()
-    raise AssertionError("the job's pod never ran")
+        return len(pods) == 1 and phase(pods[0]) in ("Running", "Succeeded", "Failed")
+
+    await kube.fake.wait_for("Job", NS, name, started)
+    [pod] = kube.fake.list("Pod", NS, f"job-name={name}")
+    return job, str(pod["metadata"]["name"])
+
+
+async def deleted_at(watch: Callable[..., Awaitable[Any]], name: str, since: str) -> int:
+    """The resourceVersion at which `name` was deleted, from a watch replaying history since
+    `since` (versions are global, so they order deletions of different kinds)."""
+    response = await watch(NS, watch=True, resource_version=since)
+    try:
+        while True:
+            event = json.loads(await asyncio.wait_for(response.content.readline(), 10))
+            metadata = event["object"]["metadata"]
+            if event["type"] == "DELETED" and metadata["name"] == name:
+                return int(metadata["resourceVersion"])
+    finally:
+        response.close()
 
 
 async def test_background_deletion_removes_the_owner_at_once_and_dependents_soon(
@@ -66,15 +81,18 @@ async def test_background_deletion_removes_the_owner_at_once_and_dependents_soon
 async def test_foreground_deletion_keeps_the_owner_until_its_dependents_are_gone(
     kube: Kube,
 ) -> None:
-    await running_job_with_pod(kube)
+    _, pod = await running_job_with_pod(kube)
+    since = (await kube.core.list_namespaced_pod(NS)).metadata.resource_version
 
     answer = await kube.batch.delete_namespaced_job("j", NS, propagation_policy="Foreground")
 
     assert answer["metadata"]["deletionTimestamp"]
     assert "foregroundDeletion" in answer["metadata"]["finalizers"]
-    assert kube.fake.list("Pod", NS, "job-name=j") != []
     await kube.fake.wait_for("Job", NS, "j", lambda j: j is None)
     assert kube.fake.list("Pod", NS, "job-name=j") == []
+    pod_gone = await deleted_at(kube.core.list_namespaced_pod_without_preload_content, pod, since)
+    job_gone = await deleted_at(kube.batch.list_namespaced_job_without_preload_content, "j", since)
+    assert pod_gone < job_gone
 
 
 async def test_orphan_deletion_leaves_dependents_without_the_owner_reference(kube: Kube) -> None:
@@ -100,7 +118,7 @@ async def test_deleting_a_job_without_a_policy_orphans_its_pods_like_batch_v1(ku
 
 
 async def test_orphaned_pods_keep_running_to_completion(kube: Kube) -> None:
-    _, pod = await running_job_with_pod(kube, script="sleep 4; exit 0")
+    _, pod = await running_job_with_pod(kube, script="sleep 10; exit 0")
 
     await kube.batch.delete_namespaced_job("j", NS, propagation_policy="Orphan")
 

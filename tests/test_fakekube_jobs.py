@@ -54,9 +54,13 @@ def pods_of(kube: Kube, job: str) -> list[JSON]:
 
 async def test_a_succeeding_job_reports_running_then_complete(kube: Kube) -> None:
     statuses: list[Any] = []
+    # Watching from a version replays every change since, however late the watch starts.
+    since = (await kube.batch.list_namespaced_job(NS)).metadata.resource_version
     await kube.batch.create_namespaced_job(NS, job_manifest("ok", "sleep 2; exit 0"))
     async with Watch() as watch:
-        async for event in watch.stream(kube.batch.list_namespaced_job, NS, timeout_seconds=10):
+        async for event in watch.stream(
+            kube.batch.list_namespaced_job, NS, resource_version=since, timeout_seconds=10
+        ):
             statuses.append(event["object"].status)
             if any(c.type == "Complete" for c in event["object"].status.conditions or []):
                 watch.stop()
@@ -110,6 +114,8 @@ async def test_a_job_pod_is_named_labelled_and_owned_like_the_real_controllers(
 
 async def test_a_pod_goes_pending_running_succeeded_with_kubelet_statuses(kube: Kube) -> None:
     seen: dict[str, JSON] = {}  # the last status seen in each phase
+    phases: list[str] = []
+    # Watching from a version replays every change since, however late the watch starts.
     since = (await kube.core.list_namespaced_pod(NS)).metadata.resource_version
     await kube.batch.create_namespaced_job(NS, job_manifest("ok", "sleep 1; exit 0"))
     async with Watch() as watch:
@@ -118,9 +124,12 @@ async def test_a_pod_goes_pending_running_succeeded_with_kubelet_statuses(kube: 
         ):
             status = event["raw_object"]["status"]
             seen[status["phase"]] = status
+            if not phases or phases[-1] != status["phase"]:
+                phases.append(status["phase"])
             if status["phase"] == "Succeeded":
                 watch.stop()
 
+    assert phases == ["Pending", "Running", "Succeeded"]
     pending = seen["Pending"]
     assert pending["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
     assert condition({"status": pending}, "PodScheduled")["status"] == "True"
@@ -189,10 +198,13 @@ async def test_an_ignore_rule_replaces_the_pod_without_counting_a_failure(kube: 
         NS, job_manifest("flaky", "exit 7", backoffLimit=0, podFailurePolicy=policy)
     )
 
-    for _ in range(1000):
-        if len([p for p in pods_of(kube, "flaky") if phase(p) == "Failed"]) >= 2:
-            break
-        await kube.fake.settle()
+    await kube.fake.wait_for(
+        "Job",
+        NS,
+        "flaky",
+        lambda _: len([p for p in pods_of(kube, "flaky") if phase(p) == "Failed"]) >= 2,
+    )
+    await kube.fake.settle()
     job = kube.fake.get("Job", NS, "flaky")
 
     assert "failed" not in job["status"]

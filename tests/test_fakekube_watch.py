@@ -57,6 +57,25 @@ async def test_a_watch_without_version_starts_with_the_current_objects(kube: Kub
     response.close()
 
 
+async def test_a_watch_from_an_empty_lists_version_replays_what_happened_since(
+    kube: Kube,
+) -> None:
+    since = (await kube.core.list_namespaced_secret(NS)).metadata.resource_version
+    await create_secret(kube, "a")
+    await kube.core.delete_namespaced_secret("a", NS)
+
+    response = await raw_watch(kube, resource_version=since)
+    events = [await next_event(response) for _ in range(2)]
+
+    # A real server's versions are never "0", which would mean "start from the current state".
+    assert since != "0"
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "a"),
+        ("DELETED", "a"),
+    ]
+    response.close()
+
+
 async def test_watch_events_carry_kind_and_api_version(kube: Kube) -> None:
     await create_secret(kube, "a")
     response = await raw_watch(kube)

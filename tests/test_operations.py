@@ -84,6 +84,10 @@ async def test_metrics_count_requests_by_route_template_and_jobs_by_status(
 
 
 async def test_watch_restarts_and_relists_are_counted(scheduler: Client, kube: FakeKube) -> None:
+    async def watching() -> bool:
+        return kube.open_watches >= 2  # jobs and pods: readiness comes before they open
+
+    await wait_until(watching)
     kube.expire_history()
     await kube.drop_watches()
     name = (await post_job(scheduler))["name"]
@@ -197,11 +201,13 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_0(
         return await _status(f"{process.url}/readyz") == 200
 
     await wait_until(ready, timeout=20)
-    kube.faults.delay("POST", r"/jobs$", seconds=1.0, times=1)
+    held = kube.faults.hold("POST", r"/jobs$")
     async with aiohttp.ClientSession() as session:
         in_flight = asyncio.create_task(session.post(f"{process.url}/api/v1/jobs", json={}))
-        await asyncio.sleep(0.3)
+        # The request is in flight when the signal comes: the scheduler waits on the API server.
+        await held.wait_arrived(timeout=30)
         process.proc.send_signal(signal.SIGTERM)
+        held.release()
         response = await in_flight
         assert response.status == 200
         body = await response.json()

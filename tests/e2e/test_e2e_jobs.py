@@ -87,7 +87,8 @@ async def test_a_job_runs_through_running_to_succeeded_with_its_payload_mounted(
     scheduler: Client, cluster: Cluster, namespace: str
 ) -> None:
     payload = '{"x": 10, "y": 20}'
-    body = {"payload": payload, "jobId": "e2e-1", "command": sh(5, 0)}
+    # Long enough to be seen Running even on the fake's compressed clock.
+    body = {"payload": payload, "jobId": "e2e-1", "command": sh(30, 0)}
     created = await post_job(scheduler, body)
     name = created["name"]
     assert created["jobId"] == "e2e-1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 
@@ -21,15 +22,28 @@ def rfc3339_micro(at: float | None = None) -> str:
 
 class Clock:
     """Simulated durations (a container's `sleep 30`, a back-off) times `scale`, so tests can
-    run a minute of cluster time in a few seconds. Timestamps stay wall-clock."""
+    run a minute of cluster time in a few seconds. Timestamps stay wall-clock.
+
+    Scaling shrinks a pod's seconds to milliseconds but not the controllers' reaction time, so
+    on a busy machine a container could finish before the Job controller saw it run. A sleep
+    therefore also waits for `quiet` (the controllers having processed what is queued): the
+    node moves on only once the control plane has caught up, as it would have in real time.
+    """
 
     def __init__(self, scale: float = 1.0) -> None:
         if scale <= 0:
             raise ValueError("time_scale must be positive")
         self.scale = scale
+        self.quiet: Callable[[], Awaitable[None]] | None = None
 
     def seconds(self, simulated: float) -> float:
         return simulated * self.scale
 
     async def sleep(self, simulated: float) -> None:
-        await asyncio.sleep(simulated * self.scale)
+        await self.sleep_real(simulated * self.scale)
+
+    async def sleep_real(self, seconds: float) -> None:
+        """Sleep real (unscaled) seconds, then until the controllers are quiet."""
+        await asyncio.sleep(seconds)
+        if self.quiet is not None:
+            await self.quiet()

@@ -45,7 +45,6 @@ class JobController(Controller):
         self._started_at: dict[str, float] = {}
         self._finished_at: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
-        self._not_counted: set[str] = set()  # pod uids deleted by a suspension
 
     def start(self) -> None:
         super().start()
@@ -70,8 +69,6 @@ class JobController(Controller):
                 record.metadata.get("finalizers") or []
             ):
                 self.queue.add(record.key)  # an orphan still holding our finalizer
-            if event.type == "DELETED":
-                self._not_counted.discard(record.uid)
 
     def process(self, key: Key) -> None:
         if key[0] == JOB.name:
@@ -131,9 +128,11 @@ class JobController(Controller):
         return True
 
     def _delete_pods(self, job: Record, pods: list[Record], *, counted: bool) -> None:
+        """Delete pods; uncounted ones lose the tracking finalizer first, as the real
+        controller's deleteJobPods does, so their end is never counted as a failure."""
         for pod in pods:
             if not counted:
-                self._not_counted.add(pod.uid)
+                self._release(pod)
             with contextlib.suppress(ApiError):
                 options = DeleteOptions(precondition_uid=pod.uid)
                 self.registry.delete(POD, pod.namespace, pod.name, options)
@@ -173,7 +172,7 @@ class JobController(Controller):
         elif self._succeeded(spec, status, active):
             self._complete(job, status, active, terminating)
         elif spec.get("suspend"):
-            self._suspend(job, status, active)
+            self._suspend(job, status, active, terminating)
         else:
             self._resume_and_run(job, spec, status, active, terminating, now)
         self._write_status(job, status)
@@ -196,8 +195,6 @@ class JobController(Controller):
             if result is None:
                 continue
             counted.add(pod.uid)
-            if pod.uid in self._not_counted:
-                continue
             if result == "succeeded":
                 status["succeeded"] = status.get("succeeded", 0) + 1
                 continue
@@ -270,13 +267,19 @@ class JobController(Controller):
             self._event(job, "Completed", "Job completed")
         js.counts(status, 0, 0, len(active) + len(terminating))
 
-    def _suspend(self, job: Record, status: JSON, active: list[Record]) -> None:
+    def _suspend(
+        self, job: Record, status: JSON, active: list[Record], terminating: list[Record]
+    ) -> None:
+        """Stop the active pods (gracefully); the deadline stops with them."""
         self._delete_pods(job, active, counted=False)
         if not js.is_true(status, "Suspended"):
             js.set_condition(status, "Suspended", True, "JobSuspended", "Job suspended")
             self._event(job, "Suspended", "Job suspended")
+            # Since Kubernetes 1.36 (MutableSchedulingDirectivesForSuspendedJobs, on by
+            # default) a suspension clears startTime; until then it stayed until the resumption.
+            status.pop("startTime", None)
         self._started_at.pop(job.uid, None)
-        js.counts(status, 0, 0, len(active))
+        js.counts(status, 0, 0, len(active) + len(terminating))
 
     def _resume_and_run(
         self,

@@ -85,11 +85,13 @@ class FakeKube:
         await site.start()
         bound = self._runner.addresses[0]
         self._url = f"http://{host}:{bound[1]}"
+        self.clock.quiet = self._controllers_quiet
         self._gc.start()
         self._controller.start()
         self._kubelet.start()
 
     async def stop(self) -> None:
+        self.faults.stop()
         await self.drop_watches()
         for part in (self._kubelet, self._controller, self._gc):
             if part is not None:
@@ -98,6 +100,12 @@ class FakeKube:
             await self._runner.cleanup()
             self._runner = None
         self._url = None
+        self.clock.quiet = None
+
+    async def _controllers_quiet(self) -> None:
+        for part in (self._controller, self._gc):
+            if part is not None:
+                await part.wait_idle()
 
     async def __aenter__(self) -> FakeKube:
         await self.start()
@@ -171,7 +179,7 @@ class FakeKube:
     def open_watches(self) -> int:
         return len(self.watches)
 
-    async def settle(self, timeout: float = 5) -> None:
+    async def settle(self, timeout: float = 10) -> None:
         """Wait until the garbage collector and the Job controller have nothing queued."""
         deadline = time.monotonic() + timeout
         quiet = 0
@@ -188,7 +196,7 @@ class FakeKube:
         namespace: str,
         name: str,
         predicate: Callable[[JSON | None], bool],
-        timeout: float = 5,
+        timeout: float = 10,
     ) -> JSON | None:
         """Poll an object (None when absent) until `predicate` holds; the last state."""
         deadline = time.monotonic() + timeout

@@ -45,7 +45,7 @@ class GarbageCollector(Controller):
             self.queue.add(record.key)
         refs = record.metadata.get("ownerReferences") or []
         for ref in refs:
-            owner = self.store.by_uid(str(ref.get("uid")))
+            owner = self._owner(record, ref)
             if owner is None:
                 self.queue.add(record.key)  # a dangling reference
             elif _deleting_in_foreground(owner):
@@ -65,8 +65,8 @@ class GarbageCollector(Controller):
             return
         solid, dangling, waiting = [], [], []
         for ref in refs:
-            owner = self.store.by_uid(str(ref.get("uid")))
-            if owner is None or owner.name != ref.get("name") or owner.kind.name != ref.get("kind"):
+            owner = self._owner(record, ref)
+            if owner is None:
                 dangling.append(ref)
             elif _deleting_in_foreground(owner):
                 waiting.append(ref)
@@ -80,6 +80,17 @@ class GarbageCollector(Controller):
         has_dependents = bool(self.store.dependents(record.uid))
         policy = "Foreground" if waiting and has_dependents else "Background"
         self.registry.delete(record.kind, record.namespace, record.name, DeleteOptions(policy))
+
+    def _owner(self, dependent: Record, ref: JSON) -> Record | None:
+        """The live owner a reference names: its uid, kind and name, and for a namespaced owner
+        the dependent's namespace (the real collector looks owners up there, so a reference to
+        another namespace's object counts as absent)."""
+        owner = self.store.by_uid(str(ref.get("uid")))
+        if owner is None or owner.name != ref.get("name") or owner.kind.name != ref.get("kind"):
+            return None
+        if owner.kind.namespaced and owner.namespace != dependent.namespace:
+            return None
+        return owner
 
     def _keep_references(self, record: Record, refs: list[JSON]) -> None:
         def keep(obj: JSON) -> None:

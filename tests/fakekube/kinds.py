@@ -70,6 +70,7 @@ POD = Kind(
     },
 )
 SECRET = Kind("Secret", "secrets", "", field_labels=_METADATA_FIELDS | {"type"})
+CONFIG_MAP = Kind("ConfigMap", "configmaps", "", field_labels=_METADATA_FIELDS)
 SERVICE = Kind(
     "Service",
     "services",
@@ -107,7 +108,9 @@ NAMESPACE = Kind(
     field_labels=frozenset({"metadata.name", "status.phase"}),
 )
 
-KINDS: dict[str, Kind] = {k.name: k for k in (JOB, POD, SECRET, SERVICE, EVENT, NAMESPACE)}
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (JOB, POD, SECRET, CONFIG_MAP, SERVICE, EVENT, NAMESPACE)
+}
 _BY_RESOURCE: dict[tuple[str, str, str], Kind] = {
     (k.group, k.version, k.plural): k for k in KINDS.values()
 }

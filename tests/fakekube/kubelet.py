@@ -8,9 +8,13 @@ node are left alone, so tests can seed frozen Pods with `spec.nodeName`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import re
+import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -21,7 +25,7 @@ from .events import EventRecorder
 from .kinds import POD, SECRET
 from .options import DeleteOptions
 from .registry import Registry
-from .script import Echo, container_script
+from .script import Cat, Echo, Write, container_script
 from .storage import Event, Record
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,10 @@ SIGTERM_EXIT_CODE = 143
 RESTART_BACK_OFF_SECONDS = 10  # the kubelet's crash-loop back-off: 10 s doubling to 5 min
 MAX_RESTART_BACK_OFF_SECONDS = 300
 MISSING_IMAGE_MARKER = "does-not-exist"
+TERMINATION_LOG = "/dev/termination-log"  # a container's terminationMessagePath by default
+MAX_TERMINATION_MESSAGE_BYTES = 4096  # the kubelet keeps the file's last 4 KiB
+# A container's shell expands $HOSTNAME to the pod's name, as in a real pod.
+_HOSTNAME = re.compile(r"\$HOSTNAME\b|\$\{HOSTNAME\}")
 
 
 class _Gone(Exception):
@@ -50,7 +58,7 @@ class Kubelet:
         self.pending_seconds = pending_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by pod uid: running or stopping
         self._stopping: set[str] = set()
-        self._logs: dict[str, list[str]] = {}
+        self._logs: dict[str, list[tuple[str, str]]] = {}  # (time, line) by pod uid
         self._secret_added = asyncio.Event()
         self._next_ip = 0
         self._unsubscribe: Callable[[], None] | None = None
@@ -70,7 +78,8 @@ class Kubelet:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
-    def logs(self, pod: Record, container: str | None = None) -> str:
+    def logs(self, pod: Record, container: str | None = None, timestamps: bool = False) -> str:
+        """The container's log; with `timestamps` each line after its RFC3339Nano time."""
         lines = self._logs.get(pod.uid)
         if lines is None:
             names = [c.get("name") for c in pod.obj["spec"].get("containers") or []]
@@ -80,7 +89,9 @@ class Kubelet:
             raise bad_request(
                 f'container "{name}" in pod "{pod.name}" is waiting to start: {reason}'
             )
-        return "".join(f"{line}\n" for line in lines)
+        if timestamps:
+            return "".join(f"{at} {line}\n" for at, line in lines)
+        return "".join(f"{line}\n" for _, line in lines)
 
     def logs_finished(self, pod: Record) -> bool:
         return pod.obj.get("status", {}).get("phase") in ("Succeeded", "Failed")
@@ -176,7 +187,7 @@ class Kubelet:
         self._event(pod, "Pulling", f'Pulling image "{image}"')
         if MISSING_IMAGE_MARKER in image:
             await self._fail_image_pull(pod, image)
-        await asyncio.sleep(self.pending_seconds)
+        await self.clock.sleep_real(self.pending_seconds)
         self._event(pod, "Pulled", f'Successfully pulled image "{image}"')
         await self._wait_for_env_secrets(pod)
         await self._run_containers(namespace, name, uid)
@@ -194,9 +205,18 @@ class Kubelet:
             self._event(pod, "Started", f"Started container {container['name']}")
             lines = self._logs.setdefault(uid, [])
             script = container_script(container)
+            termination_log = container.get("terminationMessagePath") or TERMINATION_LOG
+            message = ""
             for step in script.steps:
                 if isinstance(step, Echo):
-                    lines.append(step.text)
+                    lines.append((_rfc3339_nano(), _HOSTNAME.sub(name, step.text)))
+                elif isinstance(step, Cat):
+                    text = self._output(pod, step)
+                    lines.extend((_rfc3339_nano(), line) for line in text.splitlines())
+                elif isinstance(step, Write):
+                    if step.path == termination_log:
+                        text = self._output(pod, step.output)
+                        message = message + text if step.append else text
                 else:
                     await self.clock.sleep(step.seconds)
             code = script.exit_code
@@ -217,7 +237,9 @@ class Kubelet:
                 )
                 await self.clock.sleep(back_off)
                 continue
-            self._write(namespace, name, uid, partial(podstatus.terminated, exit_code=code))
+            kept = message.encode()[-MAX_TERMINATION_MESSAGE_BYTES:].decode("utf-8", "replace")
+            terminated = partial(podstatus.terminated, exit_code=code, message=kept)
+            self._write(namespace, name, uid, terminated)
             return
 
     async def _fail_image_pull(self, pod: Record, image: str) -> None:
@@ -230,7 +252,7 @@ class Kubelet:
             namespace, name, uid, lambda st, sp: podstatus.waiting(st, sp, "ErrImagePull", message)
         )
         self._event(pod, "Failed", f'Failed to pull image "{image}": {message}', warning=True)
-        await asyncio.sleep(self.pending_seconds)
+        await self.clock.sleep_real(self.pending_seconds)
         back_off = f'Back-off pulling image "{image}"'
         pod = self._write(
             namespace,
@@ -300,6 +322,33 @@ class Kubelet:
     def _secret(self, pod: Record, name: str) -> Record | None:
         return self.store.get(SECRET, pod.namespace, name)
 
+    def _output(self, pod: Record, step: Echo | Cat) -> str:
+        """What `echo` or `cat` prints (`cat` of a file in a mounted Secret; else an error)."""
+        if isinstance(step, Echo):
+            return _HOSTNAME.sub(pod.name, step.text) + ("\n" if step.newline else "")
+        text = self._mounted_file(pod, step.path)
+        return (
+            f"cat: can't open '{step.path}': No such file or directory\n" if text is None else text
+        )
+
+    def _mounted_file(self, pod: Record, path: str) -> str | None:
+        spec = pod.obj["spec"]
+        volumes = {volume.get("name"): volume for volume in spec.get("volumes") or []}
+        for mount in spec["containers"][0].get("volumeMounts") or []:
+            prefix = str(mount.get("mountPath", "")).rstrip("/") + "/"
+            source = (volumes.get(mount.get("name")) or {}).get("secret")
+            if not path.startswith(prefix) or not isinstance(source, dict):
+                continue
+            relative = path.removeprefix(prefix)
+            items = source.get("items")
+            keys = {item["path"]: item["key"] for item in items} if items else None
+            key = keys.get(relative) if keys is not None else relative
+            secret = self._secret(pod, str(source.get("secretName")))
+            data = (secret.obj.get("data") or {}) if secret is not None else {}
+            if key in data:
+                return base64.b64decode(data[key]).decode("utf-8", "replace")
+        return None
+
     async def _stop_pod(self, pod: Record) -> None:
         """Graceful deletion: the container exits on SIGTERM, then the pod object goes."""
         grace = float(pod.metadata.get("deletionGracePeriodSeconds") or 0)
@@ -329,3 +378,12 @@ class Kubelet:
     def _allocate_ip(self) -> str:
         self._next_ip += 1
         return f"10.244.{self._next_ip // 250}.{self._next_ip % 250 + 2}"
+
+
+def _rfc3339_nano() -> str:
+    """Now as Go's RFC3339Nano (`2024-05-01T12:00:00.123456789Z`, trailing zeros trimmed), the
+    time the kubelet puts before each line of a log read with `timestamps=true`."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{nanos:09d}".rstrip("0")
+    return f"{moment}.{digits}Z" if digits else f"{moment}Z"

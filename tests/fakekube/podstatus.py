@@ -141,8 +141,9 @@ def exit_reason(container: JSON, exit_code: int) -> str:
     return "Completed" if exit_code == 0 else "Error"
 
 
-def terminated(status: JSON, spec: JSON, exit_code: int) -> None:
-    """All containers exited; the first container's exit code decides the phase."""
+def terminated(status: JSON, spec: JSON, exit_code: int, message: str | None = None) -> None:
+    """All containers exited; the first container's exit code decides the phase. `message`: what
+    the first container wrote to its termination log."""
     succeeded = exit_code == 0
     status["phase"] = "Succeeded" if succeeded else "Failed"
     reason = "PodCompleted" if succeeded else "PodFailed"
@@ -154,6 +155,8 @@ def terminated(status: JSON, spec: JSON, exit_code: int) -> None:
     for index, (container, current) in enumerate(zip(spec["containers"], statuses, strict=False)):
         code = exit_code if index == 0 else 0
         current["state"] = terminated_state(current, code, exit_reason(container, code))
+        if index == 0 and message:
+            current["state"]["terminated"]["message"] = message
         current["ready"] = False
         current["started"] = False
 

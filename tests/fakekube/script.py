@@ -1,8 +1,10 @@
 """What a fake container does, read from its command: `sh -c "echo hi; sleep 2; exit 3"`.
 
 Statements separated by `;`, `&&`, `||` or newlines are understood when they are `echo`, `sleep`,
-`exit`, `true` or `false`; others are skipped. A command that is not such a script runs briefly
-and exits 0, so any image "works".
+`exit`, `true` or `false`; others are skipped. `cat PATH` prints a file of a mounted Secret, and
+`echo ...` or `cat PATH` followed by `> FILE` (or `>> FILE`) write FILE instead of the log (only
+the termination log, /dev/termination-log, is kept). A command that is not such a script runs
+briefly and exits 0, so any image "works".
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash", "ash", "/bin/ash")
 @dataclass(frozen=True, slots=True)
 class Echo:
     text: str
+    newline: bool = True  # false for `echo -n`
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,21 @@ class Sleep:
     seconds: float
 
 
-Step = Echo | Sleep
+@dataclass(frozen=True, slots=True)
+class Cat:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """`echo ... > FILE`, `cat PATH >> FILE`: the output goes to FILE, not to the log."""
+
+    output: Echo | Cat
+    path: str
+    append: bool
+
+
+Step = Echo | Sleep | Cat | Write
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +67,10 @@ def parse_script(script: str) -> Script:
             words = statement.split()
         if not words:
             continue
+        if written := _written(words):
+            steps.append(written)
+            status = 0
+            continue
         match words[0], words[1:]:
             case "echo", rest:
                 steps.append(Echo(" ".join(w for w in rest if w != "-n")))
@@ -61,6 +82,9 @@ def parse_script(script: str) -> Script:
                 return Script(tuple(steps), int(code) % 256)
             case "exit", []:
                 return Script(tuple(steps), status)
+            case "cat", [path]:
+                steps.append(Cat(path))
+                status = 0
             case "true" | ":", _:
                 status = 0
             case "false", _:
@@ -68,6 +92,22 @@ def parse_script(script: str) -> Script:
             case _:
                 continue
     return Script(tuple(steps), status)
+
+
+def _written(words: list[str]) -> Write | None:
+    """`echo ... > FILE` or `cat PATH >> FILE` as a step; None for any other statement."""
+    for index, word in enumerate(words):
+        if word in (">", ">>") and index + 1 < len(words):
+            command, target = words[:index], words[index + 1]
+            if command[:1] == ["echo"]:
+                rest = command[1:]
+                output: Echo | Cat = Echo(" ".join(w for w in rest if w != "-n"), "-n" not in rest)
+            elif len(command) == 2 and command[0] == "cat":
+                output = Cat(command[1])
+            else:
+                return None
+            return Write(output, target, append=word == ">>")
+    return None
 
 
 def container_script(container: dict[str, Any]) -> Script:

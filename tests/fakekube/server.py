@@ -17,8 +17,9 @@ from aiohttp import web
 
 from . import errors as e
 from .audit import AuditEntry, ResourcePath, audit_entry, is_watch, parse_path
+from .discovery import SUBRESOURCES, api_groups, api_resources, api_versions, health, version
 from .faults import Faults
-from .kinds import KINDS, POD, Kind, kind_for
+from .kinds import POD, Kind, kind_for
 from .kubelet import Kubelet
 from .options import DeleteOptions, Page
 from .registry import Registry
@@ -30,18 +31,6 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
-VERSION_INFO: JSON = {
-    "major": "1",
-    "minor": "31",
-    "gitVersion": "v1.31.0-fake",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2024-08-13T00:00:00Z",
-    "goVersion": "go1.22.5",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
-SUBRESOURCES = {"status": frozenset({"Job", "Pod"}), "log": frozenset({"Pod"})}
 LOG_POLL_SECONDS = 0.05  # how often a followed log checks for new lines
 
 
@@ -88,9 +77,17 @@ async def errors_middleware(
 async def faults_middleware(
     request: web.Request, handler: Callable[[web.Request], Any]
 ) -> web.StreamResponse:
-    verdict = request.app[BACKEND].faults.judge(request.method, request.path_qs)
-    if verdict.delay_seconds:
-        await asyncio.sleep(verdict.delay_seconds)
+    faults = request.app[BACKEND].faults
+    verdict = faults.judge(request.method, request.path_qs)
+    if verdict.waits:
+        # A held request has arrived whole (aiohttp keeps the body for the handler), so it
+        # still lands if its client dies while it waits, as on a real server.
+        await request.read()
+    if not await faults.admit(verdict):
+        # The fake is stopping: close the connection unanswered, as a server going away does.
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=503)
     if verdict.error is not None:
         raise verdict.error
     response: web.StreamResponse = await handler(request)
@@ -258,7 +255,8 @@ class ResourceHandler:
 
     async def _log(self, request: web.Request, backend: Backend, pod: Record) -> web.StreamResponse:
         container = request.query.get("container")
-        text = backend.kubelet.logs(pod, container)
+        timestamps = request.query.get("timestamps", "").lower() == "true"
+        text = backend.kubelet.logs(pod, container, timestamps)
         tail = _int_param(request, "tailLines")
         if request.query.get("follow", "").lower() != "true":
             return web.Response(text=_tail(text, tail), content_type="text/plain")
@@ -273,7 +271,7 @@ class ResourceHandler:
             current = backend.registry.store.get(POD, pod.namespace, pod.name)
             if current is None or current.uid != pod.uid:
                 break
-            text = backend.kubelet.logs(current, container)
+            text = backend.kubelet.logs(current, container, timestamps)
             await response.write(text[offset:].encode())
             offset = len(text)
             if backend.kubelet.logs_finished(current):
@@ -289,84 +287,6 @@ def _tail(text: str, lines: int | None) -> str:
     return "".join(kept[-lines:]) if lines > 0 else ""
 
 
-async def version(request: web.Request) -> web.Response:
-    return web.json_response(VERSION_INFO)
-
-
-async def health(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
-async def api_versions(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "kind": "APIVersions",
-            "versions": ["v1"],
-            "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}
-            ],
-        }
-    )
-
-
-async def api_groups(request: web.Request) -> web.Response:
-    groups = sorted({k.group for k in KINDS.values() if k.group})
-    return web.json_response(
-        {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": g,
-                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
-                }
-                for g in groups
-            ],
-        }
-    )
-
-
-async def api_resources(request: web.Request) -> web.Response:
-    group = request.match_info.get("group", "")
-    version_name = request.match_info["version"]
-    kinds = [k for k in KINDS.values() if k.group == group and k.version == version_name]
-    if not kinds:
-        raise e.not_found_path()
-    verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-    resources: list[JSON] = []
-    for kind in kinds:
-        resources.append(
-            {
-                "name": kind.plural,
-                "singularName": kind.name.lower(),
-                "namespaced": kind.namespaced,
-                "kind": kind.name,
-                "verbs": verbs,
-            }
-        )
-        for sub, owners in SUBRESOURCES.items():
-            if kind.name in owners:
-                resources.append(
-                    {
-                        "name": f"{kind.plural}/{sub}",
-                        "singularName": "",
-                        "namespaced": True,
-                        "kind": kind.name,
-                        "verbs": ["get"] if sub == "log" else ["get", "patch", "update"],
-                    }
-                )
-    group_version = f"{group}/{version_name}" if group else version_name
-    return web.json_response(
-        {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": group_version,
-            "resources": resources,
-        }
-    )
-
-
 def create_app(backend: Backend) -> web.Application:
     app = web.Application(
         middlewares=[errors_middleware, faults_middleware], client_max_size=64 * 1024 * 1024
@@ -378,7 +298,9 @@ def create_app(backend: Backend) -> web.Application:
         app.router.add_get(probe, health)
     app.router.add_get("/api", api_versions)
     app.router.add_get("/apis", api_groups)
-    app.router.add_get("/api/{version}", api_resources)
-    app.router.add_get("/apis/{group}/{version}", api_resources)
+    # Clients ask for discovery with and without a trailing slash; the real server answers both.
+    for prefix in ("/api/{version}", "/apis/{group}/{version}"):
+        app.router.add_get(prefix, api_resources)
+        app.router.add_get(prefix + "/", api_resources)
     app.router.add_route("*", "/{tail:.*}", ResourceHandler().handle)
     return app

@@ -19,6 +19,8 @@ JSON = dict[str, Any]
 Key = tuple[str, str, str]  # kind name, namespace ("" when cluster-scoped), name
 Listener = Callable[["Event"], None]
 
+FIRST_RESOURCE_VERSION = 1
+
 
 class Record:
     """One stored version of an object, with its JSON encodings cached."""
@@ -110,7 +112,10 @@ class _History:
 
 class Store:
     def __init__(self, history_size: int = 1000) -> None:
-        self._rv = 0
+        # Versions are etcd revisions on a real server, never 0: to a list or watch "0" means
+        # "any version", so a watch from the version of an empty fake's list would start from
+        # the current state instead of replaying what happened since.
+        self._rv = FIRST_RESOURCE_VERSION
         self._objects: dict[str, dict[str, dict[str, Record]]] = {k: {} for k in KINDS}
         self._by_uid: dict[str, Key] = {}
         self._dependents: dict[str, set[Key]] = {}

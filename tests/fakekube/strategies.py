@@ -1,4 +1,5 @@
-"""Registry rules of Secrets, Services and Namespaces, and the table of every kind's rules."""
+"""Registry rules of Secrets, Services and Namespaces, and the table of every kind's rules
+(ConfigMaps' are in configmaps.py, Jobs' and Pods' in workloads.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors as e
+from .configmaps import ConfigMapStrategy
 from .errors import FieldError
-from .kinds import EVENT, JOB, NAMESPACE, POD, SECRET, SERVICE, Kind
+from .kinds import CONFIG_MAP, EVENT, JOB, NAMESPACE, POD, SECRET, SERVICE, Kind
 from .storage import Record
 from .strategy import Strategy
 from .validation import config_key_errors
@@ -170,6 +172,7 @@ def strategies() -> dict[str, Strategy]:
         JOB.name: lambda: JobStrategy(JOB),
         POD.name: lambda: PodStrategy(POD),
         SECRET.name: lambda: SecretStrategy(SECRET),
+        CONFIG_MAP.name: lambda: ConfigMapStrategy(CONFIG_MAP),
         SERVICE.name: lambda: ServiceStrategy(SERVICE, ips),
         EVENT.name: lambda: Strategy(EVENT),
         NAMESPACE.name: lambda: NamespaceStrategy(NAMESPACE),

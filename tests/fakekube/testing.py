@@ -75,6 +75,40 @@ def secret_manifest(name: str, values: dict[str, str] | None = None, **fields: A
     }
 
 
+def configmap_manifest(name: str, data: dict[str, str] | None = None, **fields: Any) -> JSON:
+    """A ConfigMap holding `data`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": dict(data or {}),
+        **fields,
+    }
+
+
+def owner_reference(owner: Any, *, controller: bool = True) -> JSON:
+    """An ownerReference to a stored object, a dict or a client model."""
+    if isinstance(owner, dict):
+        metadata = owner["metadata"]
+        kind, api_version, name, uid = (
+            owner["kind"],
+            owner["apiVersion"],
+            metadata["name"],
+            metadata["uid"],
+        )
+    else:
+        kind, api_version = owner.kind, owner.api_version
+        name, uid = owner.metadata.name, owner.metadata.uid
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
 def status_body(error: ApiException) -> JSON:
     """The `Status` an ApiException carries."""
     body: JSON = json.loads(error.body or "{}")

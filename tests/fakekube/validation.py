@@ -109,11 +109,16 @@ def label_value_errors(value: str) -> list[str]:
 
 
 def config_key_errors(key: str) -> list[str]:
+    """IsConfigMapKey, for ConfigMap and Secret keys: they become file names in a volume."""
     errors = []
     if len(key) > 253:
         errors.append("must be no more than 253 characters")
     if not _CONFIG_KEY.fullmatch(key):
         errors.append(CONFIG_KEY_MESSAGE)
+    if key in (".", ".."):
+        errors.append(f"must not be '{key}'")
+    elif key.startswith(".."):
+        errors.append("must not start with '..'")
     return errors
 
 

@@ -25,6 +25,8 @@ class WorkQueue:
         self._queued: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._busy = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -32,10 +34,15 @@ class WorkQueue:
         """Nothing queued or being processed (delayed keys do not count)."""
         return not self._queued and not self._busy
 
+    async def wait_idle(self) -> None:
+        """Until nothing is queued or being processed (delayed keys do not count)."""
+        await self._idle.wait()
+
     def add(self, key: Key) -> None:
         if key not in self._queued:
             self._queued.add(key)
             self._queue.put_nowait(key)
+            self._idle.clear()
 
     def add_after(self, key: Key, delay: float) -> None:
         """Add `key` after `delay` seconds, or earlier if it is already planned earlier."""
@@ -81,8 +88,12 @@ class WorkQueue:
             except ApiError as exc:
                 log.debug("%s: %s deferred: %s", self.name, key, exc.message)
                 self.add_after(key, RETRY_SECONDS)
+            except Exception:  # a bug in the fake: say so, and keep the controller alive
+                log.exception("%s failed on %s", self.name, key)
             finally:
                 self._busy = False
+                if not self._queued:
+                    self._idle.set()
             await asyncio.sleep(0)  # let the API server answer between keys
 
 
@@ -98,6 +109,9 @@ class Controller:
     @property
     def idle(self) -> bool:
         return self.queue.idle
+
+    async def wait_idle(self) -> None:
+        await self.queue.wait_idle()
 
     def start(self) -> None:
         self._unsubscribe = self.store.add_listener(self.on_event)
