@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from scheduler import settings
 from scheduler.__main__ import main
 from scheduler.errors import ConfigError
-from scheduler.settings import load_settings
+from scheduler.settings import Settings, load_settings
 
 EXAMPLE = str(Path(__file__).parent.parent / "config" / "radixconfig.yaml")
 ENV = {"RADIX_CONFIG_FILE": EXAMPLE, "RADIX_COMPONENT": "compute", "RADIX_ENVIRONMENT": "dev"}
@@ -106,3 +108,156 @@ def test_a_missing_kubeconfig_stops_the_process_with_exit_2(tmp_path: Path) -> N
     assert result.stderr.strip().endswith(
         f"job-scheduler: kubeconfig {tmp_path / 'nope'}: no such file"
     )
+
+
+# -- choosing the backend ----------------------------------------------------------------------
+
+
+def settings_in(tmp_path: Path, *flags: str, **env: str) -> Settings:
+    """Settings as a process with HOME at `tmp_path/home` would load them."""
+    environ = {**ENV, "HOME": str(tmp_path / "home"), **env}
+    return load_settings(list(flags), environ, namespace_file=tmp_path / "none")
+
+
+def a_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    return path
+
+
+@pytest.fixture
+def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of a pod, whose service-account token is mounted."""
+    monkeypatch.setattr(settings, "SERVICE_ACCOUNT_TOKEN_FILE", a_file(tmp_path / "token"))
+    return {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+
+
+def test_auto_chooses_local_outside_a_pod_without_a_kubeconfig(tmp_path: Path) -> None:
+    chosen = settings_in(tmp_path)
+    assert (chosen.backend, chosen.backend_reason) == (
+        "local",
+        "not in a pod and no kubeconfig found",
+    )
+    assert chosen.kubeconfig is None
+    assert chosen.state_dir == tmp_path / "home/.local/state/job-scheduler/myapp/dev/compute"
+
+
+def test_auto_chooses_kubernetes_for_a_kubeconfig_named_by_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = a_file(tmp_path / "kubeconfig")
+    chosen = settings_in(tmp_path, KUBECONFIG=f"{kubeconfig}:{tmp_path / 'other'}")
+    assert chosen.backend == "kubernetes"
+    assert chosen.backend_reason == f"kubeconfig {kubeconfig} named by KUBECONFIG/--kubeconfig"
+    assert (chosen.kubeconfig, chosen.state_dir) == (kubeconfig, None)
+
+
+def test_auto_chooses_kubernetes_for_a_kubeconfig_named_by_the_flag(tmp_path: Path) -> None:
+    kubeconfig = a_file(tmp_path / "kubeconfig")
+    chosen = settings_in(tmp_path, "--kubeconfig", str(kubeconfig))
+    assert chosen.backend == "kubernetes"
+    assert str(kubeconfig) in chosen.backend_reason
+    assert chosen.kubeconfig == kubeconfig
+
+
+def test_auto_chooses_kubernetes_for_the_kubeconfig_in_home(tmp_path: Path) -> None:
+    kubeconfig = a_file(tmp_path / "home" / ".kube" / "config")
+    chosen = settings_in(tmp_path)
+    assert (chosen.backend, chosen.backend_reason) == (
+        "kubernetes",
+        f"kubeconfig {kubeconfig} found",
+    )
+    assert chosen.kubeconfig == kubeconfig
+
+
+def test_auto_chooses_kubernetes_in_a_pod_with_its_service_account(
+    tmp_path: Path, pod: dict[str, str]
+) -> None:
+    chosen = settings_in(tmp_path, **pod)
+    assert (chosen.backend, chosen.backend_reason) == (
+        "kubernetes",
+        "running in a pod with a service account",
+    )
+    assert chosen.kubeconfig is None, "the service account is the way in"
+
+
+def test_a_service_host_without_a_service_account_token_is_no_pod(tmp_path: Path) -> None:
+    chosen = settings_in(tmp_path, KUBERNETES_SERVICE_HOST="10.0.0.1")
+    assert chosen.backend == "local"
+
+
+def test_backend_local_wins_over_a_pod_and_a_kubeconfig(
+    tmp_path: Path, pod: dict[str, str]
+) -> None:
+    a_file(tmp_path / "home" / ".kube" / "config")
+    chosen = settings_in(tmp_path, SCHEDULER_BACKEND="local", **pod)
+    assert (chosen.backend, chosen.backend_reason) == (
+        "local",
+        "chosen by SCHEDULER_BACKEND/--backend",
+    )
+    assert chosen.kubeconfig is None
+
+
+def test_backend_kubernetes_wins_where_nothing_points_at_a_cluster(tmp_path: Path) -> None:
+    chosen = settings_in(tmp_path, SCHEDULER_BACKEND="kubernetes")
+    assert (chosen.backend, chosen.backend_reason) == (
+        "kubernetes",
+        "chosen by SCHEDULER_BACKEND/--backend",
+    )
+    assert chosen.state_dir is None
+
+
+def test_backend_kubernetes_reads_the_kubeconfig_in_home(tmp_path: Path) -> None:
+    kubeconfig = a_file(tmp_path / "home" / ".kube" / "config")
+    assert settings_in(tmp_path, SCHEDULER_BACKEND="kubernetes").kubeconfig == kubeconfig
+
+
+def test_the_backend_flag_wins_over_the_variable(tmp_path: Path) -> None:
+    chosen = settings_in(tmp_path, "--backend", "local", SCHEDULER_BACKEND="kubernetes")
+    assert chosen.backend == "local"
+
+
+def test_the_local_settings_default_to_the_cpus_and_10_mib(tmp_path: Path) -> None:
+    chosen = settings_in(tmp_path, SCHEDULER_BACKEND="local")
+    assert chosen.max_parallel == (os.cpu_count() or 1)
+    assert chosen.log_limit_bytes == 10 * 1024 * 1024
+
+
+def test_the_local_settings_come_from_flags_and_variables(tmp_path: Path) -> None:
+    chosen = settings_in(
+        tmp_path,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--max-parallel",
+        "3",
+        SCHEDULER_BACKEND="local",
+        SCHEDULER_LOG_LIMIT_BYTES="65536",
+    )
+    assert (chosen.state_dir, chosen.max_parallel, chosen.log_limit_bytes) == (
+        tmp_path / "state",
+        3,
+        65536,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"SCHEDULER_BACKEND": "docker"},
+            "setting SCHEDULER_BACKEND: Input should be 'auto', 'kubernetes' or 'local'",
+        ),
+        (
+            {"SCHEDULER_MAX_PARALLEL": "0"},
+            "setting SCHEDULER_MAX_PARALLEL: Input should be greater than or equal to 1",
+        ),
+        (
+            {"SCHEDULER_LOG_LIMIT_BYTES": "100"},
+            "setting SCHEDULER_LOG_LIMIT_BYTES: Input should be greater than or equal to 4096",
+        ),
+    ],
+)
+def test_a_bad_local_setting_names_itself(
+    env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_in(tmp_path, **env)
+    assert expected in str(caught.value)
