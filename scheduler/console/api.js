@@ -1,0 +1,85 @@
+// The scheduler's public API, as a script would call it. URLs are relative to /console/, so the
+// console also works behind a proxy that serves the scheduler under a path prefix.
+
+const BASE = "../api/v1";
+
+/** An API error, with the message as the API words it (its `Status.message`). */
+export class ApiError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+async function failure(response) {
+  const text = await response.text();
+  try {
+    const status = JSON.parse(text);
+    if (typeof status?.message === "string") return new ApiError(response.status, status.message);
+  } catch {
+    // not a Status body: say what HTTP said
+  }
+  return new ApiError(response.status, `${response.status} ${response.statusText}`.trim());
+}
+
+/** One call; a body goes as JSON (a string is sent as it is), state changes only ever so. */
+async function call(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(BASE + path, init);
+  } catch {
+    throw new ApiError(0, "the scheduler cannot be reached");
+  }
+  if (!response.ok) throw await failure(response);
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+const enc = encodeURIComponent;
+
+/** A target is {kind: "job" | "batch" | "batchJob", name, batch}: where its paths start. */
+export function pathOf(target) {
+  if (target.kind === "batch") return `/batches/${enc(target.name)}`;
+  if (target.kind === "batchJob") return `/batches/${enc(target.batch)}/jobs/${enc(target.name)}`;
+  return `/jobs/${enc(target.name)}`;
+}
+
+export const info = () => call("GET", "/info");
+export const listJobs = () => call("GET", "/jobs");
+export const listBatches = () => call("GET", "/batches");
+export const get = (target) => call("GET", pathOf(target));
+export const createJob = (description) => call("POST", "/jobs", description);
+export const createBatch = (json) => call("POST", "/batches", json);
+export const stop = (target) => call("POST", `${pathOf(target)}/stop`);
+export const restart = (target) => call("POST", `${pathOf(target)}/restart`);
+export const remove = (target) => call("DELETE", pathOf(target));
+
+/** The job's result: its text, or null when it wrote none; throws while it runs (409). */
+export async function result(target) {
+  const response = await fetch(`${BASE}${pathOf(target)}/result`);
+  if (response.status === 404) return null;
+  if (!response.ok) throw await failure(response);
+  return await response.text();
+}
+
+/** Stream a job's log into `onText` until it ends or `signal` aborts. `attempt` is a podIndex
+ *  (that attempt only); without it the log follows the job's attempts while it runs. */
+export async function followLog(target, attempt, onText, signal) {
+  const query = new URLSearchParams({ follow: "true" });
+  if (attempt !== null) query.set("attempt", String(attempt));
+  const response = await fetch(`${BASE}${pathOf(target)}/logs?${query}`, { signal });
+  if (!response.ok) throw await failure(response);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    onText(decoder.decode(value, { stream: true }));
+  }
+  onText(decoder.decode());
+}

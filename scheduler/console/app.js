@@ -1,0 +1,77 @@
+// The console's entry: the header (what this scheduler serves, the stream's state) and the
+// hash routes: #/ (list), #/jobs/<name>, #/batches/<name>, #/batches/<b>/jobs/<j>, #/new,
+// #/new-batch.
+import * as api from "./api.js";
+import { batchView, jobView } from "./detail.js";
+import { fill, h } from "./dom.js";
+import { batchForm, jobForm } from "./forms.js";
+import { listView } from "./list.js";
+import { connect, state, subscribe } from "./store.js";
+
+const main = document.getElementById("main");
+let info = null;
+let leave = null; // the current page's cleanup
+let first = true;
+
+const dec = decodeURIComponent;
+const ROUTES = [
+  [/^#?\/?$/, () => [listView(main), "Jobs and batches"]],
+  [/^#\/jobs\/([^/]+)$/, ([, name]) =>
+    [jobView(main, { kind: "job", name: dec(name) }), `Job ${dec(name)}`]],
+  [/^#\/batches\/([^/]+)$/, ([, name]) => [batchView(main, dec(name)), `Batch ${dec(name)}`]],
+  [/^#\/batches\/([^/]+)\/jobs\/([^/]+)$/, ([, batch, name]) =>
+    [jobView(main, { kind: "batchJob", batch: dec(batch), name: dec(name) }), `Job ${dec(name)}`]],
+  [/^#\/new$/, () => [jobForm(main, info), "Start a job"]],
+  [/^#\/new-batch$/, () => [batchForm(main), "Start a batch"]],
+];
+
+function route() {
+  leave?.();
+  leave = null;
+  const hash = location.hash;
+  for (const [pattern, show] of ROUTES) {
+    const match = hash.match(pattern);
+    if (!match) continue;
+    const [cleanup, title] = show(match);
+    leave = cleanup ?? null;
+    document.title = `${title} · ${info?.job ?? "job scheduler"}`;
+    for (const link of document.querySelectorAll("nav a")) {
+      if (link.getAttribute("href") === (hash || "#/")) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    // After a navigation, the page's heading gets the focus, so keyboard and screen reader
+    // users start there; not on the first load.
+    if (!first) main.querySelector("h2")?.focus();
+    first = false;
+    return;
+  }
+  fill(main, h("h2", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the list")));
+}
+
+const CONNECTION = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+
+function showConnection() {
+  const el = document.getElementById("connection");
+  const text = CONNECTION[state.connection];
+  if (el.textContent !== text) el.textContent = text;
+  el.dataset.state = state.connection;
+}
+
+async function showInfo() {
+  try {
+    info = await api.info();
+  } catch {
+    return; // the header stays generic; the list says what is wrong
+  }
+  fill(document.getElementById("job-name"), `Job ${info.job}`);
+  fill(document.getElementById("info"), [["App", info.app], ["Environment", info.environment],
+    ["Backend", info.backend], ["Version", info.version]]
+    .map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value))));
+  document.title = document.title.replace("job scheduler", info.job);
+}
+
+window.addEventListener("hashchange", route);
+subscribe(showConnection);
+connect();
+showInfo();
+route();
