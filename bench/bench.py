@@ -1,11 +1,15 @@
-"""Benchmark: the scheduler's GET and POST against what they replace, and its memory.
+"""Benchmark: the scheduler's GET and POSTs against what they replace, and its memory.
 
 Starts the fake API server and the scheduler as two separate processes on 127.0.0.1, seeds N jobs
 through the scheduler, then compares in one run:
   GET /api/v1/jobs                  vs  the raw LIST of the same jobs (typed, and raw JSON)
   POST /api/v1/jobs                 vs  the creates it needs (Job, then Secret, then Service)
+  POST /api/v1/batches (M jobs)     vs  the same M jobs' creates, as many in flight as the
+                                        scheduler's connection pool holds
   the scheduler's RSS with 0 and N jobs in its view.
-Run by hand: .venv/bin/python bench/bench.py [--jobs 1000] [--requests 500]
+Run by hand:
+  .venv/bin/python bench/bench.py [--jobs 1000] [--requests 500] [--batch-jobs 100]
+      [--batch-rounds 3]
 """
 
 from __future__ import annotations
@@ -38,15 +42,18 @@ if str(REPO) not in sys.path:
 from kubernetes.aio import client as k8s  # noqa: E402
 
 from scheduler.app import identity_of  # noqa: E402
-from scheduler.backends.kubernetes.client import load_configuration  # noqa: E402
+from scheduler.backends.kubernetes.client import (  # noqa: E402
+    CONNECTION_POOL_SIZE,
+    load_configuration,
+)
 from scheduler.backends.kubernetes.manifests import (  # noqa: E402
     build_job,
     build_payload_secret,
     build_service,
     label_selector,
 )
-from scheduler.models import JobScheduleDescription  # noqa: E402
 from scheduler.domain.jobs import build_request  # noqa: E402
+from scheduler.models import MAX_BATCH_JOBS, JobScheduleDescription  # noqa: E402
 from scheduler.settings import Settings, load_settings  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -62,6 +69,10 @@ STOP_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 GET_TARGET = 0.25  # GET /api/v1/jobs p50 at most this fraction of a typed LIST
 POST_TARGET = 1.3  # POST /api/v1/jobs p50 at most this multiple of the raw creates
+BATCH_TARGET = 1.5  # POST /api/v1/batches median at most this multiple of the raw creates
+# The raw creates of a batch's jobs run with as many in flight as the scheduler's pool holds.
+RAW_BATCH_CONCURRENCY = CONNECTION_POOL_SIZE
+WARMUP_BATCH_JOBS = 5
 
 # Jobs that outlive the benchmark: they stay Running, so nothing is pruned or changes under us.
 RADIXCONFIG = """\
@@ -88,6 +99,7 @@ spec:
 TABLE_HEADER = f"{'measure':<44}{'p50 ms':>10}{'p95 ms':>10}"
 RATIO_HEADER = f"{'ratio (p50)':<44}{'value':>10}{'target':>10}  verdict"
 RSS_HEADER = f"{'scheduler RSS':<44}{'MiB':>10}"
+BATCH_HEADER_COLUMNS = f"{'median ms':>10}{'max ms':>10}"
 
 
 class BenchError(Exception):
@@ -108,6 +120,10 @@ class Timings:
         ordered = sorted(self.seconds)
         return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
 
+    @property
+    def max_ms(self) -> float:
+        return max(self.seconds) * 1000
+
 
 @dataclass(frozen=True)
 class Report:
@@ -118,6 +134,9 @@ class Report:
     list_raw: Timings
     post: Timings
     creates: Timings
+    batch_jobs: int
+    batch: Timings
+    batch_creates: Timings
     rss_empty_mib: float
     rss_full_mib: float
     get_body_bytes: int
@@ -258,9 +277,28 @@ class Bench:
         async with response:
             return len(json.loads(await response.read())["items"])
 
-    async def raw_creates(self, index: int) -> None:
+    async def post_batch(self, jobs: int) -> None:
+        body = json.dumps({"jobScheduleDescriptions": [{"payload": PAYLOAD}] * jobs})
+        async with self.http.post("/api/v1/batches", data=body) as response:
+            if response.status != 200:
+                raise BenchError(f"POST /api/v1/batches: {response.status} {await response.text()}")
+            created = len((await response.json()).get("jobStatuses") or [])
+        if created != jobs:
+            raise BenchError(f"POST /api/v1/batches answered {created} jobs, not {jobs}")
+
+    async def raw_batch_creates(self, jobs: int, prefix: str) -> None:
+        """The creates of `jobs` POSTs, each sequential, at most RAW_BATCH_CONCURRENCY at once."""
+        gate = asyncio.Semaphore(RAW_BATCH_CONCURRENCY)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await self.raw_creates(i, prefix)
+
+        await asyncio.gather(*(one(i) for i in range(jobs)))
+
+    async def raw_creates(self, index: int, prefix: str = "raw") -> None:
         """What one POST needs from the API server, sequentially, with the same client calls."""
-        name = f"raw-{index:06d}-{time.monotonic_ns() % 10**9:09d}"
+        name = f"{prefix}-{index:06d}-{time.monotonic_ns() % 10**9:09d}"
         description = JobScheduleDescription(payload=PAYLOAD)
         request = build_request(self.definition, description, name)
         identity = self.raw_identity
@@ -357,6 +395,24 @@ async def measure(
         get = await timed("GET /api/v1/jobs (scheduler)", args.requests, bench.get_jobs)
         typed = await timed("LIST typed (list_namespaced_job)", args.requests, bench.list_typed)
         raw = await timed("LIST raw JSON (without_preload + loads)", args.requests, bench.list_raw)
+        rss_full = rss_mib(pid)
+
+        # Last, so the batches' jobs are not in the LISTs above. Batches and raw creates take
+        # turns, after one small unmeasured round of each.
+        print(
+            f"measuring {args.batch_rounds} batches of {args.batch_jobs} jobs ...", file=sys.stderr
+        )
+        await bench.post_batch(WARMUP_BATCH_JOBS)
+        await bench.raw_batch_creates(WARMUP_BATCH_JOBS, "warm")
+        batch_seconds: list[float] = []
+        batch_create_seconds: list[float] = []
+        for round_ in range(args.batch_rounds):
+            start = time.perf_counter()
+            await bench.post_batch(args.batch_jobs)
+            middle = time.perf_counter()
+            await bench.raw_batch_creates(args.batch_jobs, f"batch{round_}")
+            batch_seconds.append(middle - start)
+            batch_create_seconds.append(time.perf_counter() - middle)
         return Report(
             jobs=args.jobs,
             requests=args.requests,
@@ -365,8 +421,13 @@ async def measure(
             list_raw=raw,
             post=Timings("POST /api/v1/jobs (scheduler)", post_seconds),
             creates=Timings("raw creates: Job, then Secret, Service", create_seconds),
+            batch_jobs=args.batch_jobs,
+            batch=Timings("POST /api/v1/batches (scheduler)", batch_seconds),
+            batch_creates=Timings(
+                f"raw creates, {RAW_BATCH_CONCURRENCY} jobs in flight", batch_create_seconds
+            ),
             rss_empty_mib=rss_empty,
-            rss_full_mib=rss_mib(pid),
+            rss_full_mib=rss_full,
             get_body_bytes=len(body),
         )
 
@@ -393,12 +454,19 @@ def render(report: Report) -> str:
         report.get, report.list_typed, report.list_raw, report.post, report.creates
     ):  # fmt: skip
         lines.append(f"{timings.label:<44}{timings.p50_ms:>10.2f}{timings.p95_ms:>10.2f}")
+    rounds = len(report.batch.seconds)
+    batch_header = f"batch of {report.batch_jobs} jobs, {rounds} round{'s' * (rounds != 1)}"
+    lines += ["", f"{batch_header:<44}{BATCH_HEADER_COLUMNS}"]
+    for timings in (report.batch, report.batch_creates):
+        lines.append(f"{timings.label:<44}{timings.p50_ms:>10.1f}{timings.max_ms:>10.1f}")
+    batch_ratio = report.batch.p50_ms / report.batch_creates.p50_ms
     lines += [
         "",
         RATIO_HEADER,
         _ratio_line("GET / LIST typed", report.get.p50_ms / report.list_typed.p50_ms, GET_TARGET),
         _ratio_line("GET / LIST raw JSON", report.get.p50_ms / report.list_raw.p50_ms, None),
         _ratio_line("POST / raw creates", report.post.p50_ms / report.creates.p50_ms, POST_TARGET),
+        _ratio_line("POST batch / raw creates", batch_ratio, BATCH_TARGET),
         "",
         RSS_HEADER,
         f"{'with 0 jobs in its view':<44}{report.rss_empty_mib:>10.1f}",
@@ -416,9 +484,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--requests", type=int, default=500, help="sequential requests per measure (default 500)"
     )
+    parser.add_argument(
+        "--batch-jobs", type=int, default=100, help="jobs in each measured batch (default 100)"
+    )
+    parser.add_argument(
+        "--batch-rounds",
+        type=int,
+        default=3,
+        help="batches measured, each followed by its raw creates (default 3)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.jobs <= 20000 or not 1 <= args.requests <= 20000:
         parser.error("--jobs and --requests must be between 1 and 20000")
+    if not 1 <= args.batch_jobs <= MAX_BATCH_JOBS or not 1 <= args.batch_rounds <= 100:
+        parser.error(
+            f"--batch-jobs must be between 1 and {MAX_BATCH_JOBS}, --batch-rounds between 1 and 100"
+        )
     return args
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from scheduler.app import create_app
+from scheduler.backends.local.store import check_state_dir
 from scheduler.errors import ConfigError
 from scheduler.logs import configure_logging
 from scheduler.settings import load_settings
@@ -25,6 +26,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"job-scheduler: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    if settings.state_dir is not None:
+        # Before the first log line: a state dir that cannot be ours is one line and exit 2.
+        try:
+            check_state_dir(settings.state_dir)
+        except ConfigError as exc:
+            print(f"job-scheduler: {exc}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
     configure_logging(settings.log_level)
     definition = settings.definition
     log.info("backend: %s (%s)", settings.backend, settings.backend_reason)

@@ -8,12 +8,20 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from scheduler.api.console import add_security_headers
 from scheduler.api.errors import error_middleware
+from scheduler.api.events import serve_events
+from scheduler.api.guard import guard_middleware
 from scheduler.api.keys import (
     BACKEND,
     BATCHES,
     HEALTH,
+    IDEMPOTENCY,
+    LOGS,
     METRICS,
+    RESTARTS,
+    RESULTS,
+    SCHEDULES,
     SERVICE,
     SETTINGS,
     SWAGGER,
@@ -22,9 +30,15 @@ from scheduler.api.keys import (
 from scheduler.api.routes import add_routes
 from scheduler.backends.base import Backend, Identity, Kind
 from scheduler.domain.batches import BatchService
+from scheduler.domain.events import EventHub
+from scheduler.domain.idempotency import Idempotency
 from scheduler.domain.jobs import JobService
+from scheduler.domain.logs import LogReader
 from scheduler.domain.notifying import Notifier
 from scheduler.domain.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
+from scheduler.domain.restarting import Restarter
+from scheduler.domain.results import Results
+from scheduler.domain.schedules import Schedules
 from scheduler.health import Health
 from scheduler.metrics import Metrics
 from scheduler.recovering import recovering, sweep_interval
@@ -97,6 +111,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks.append(asyncio.create_task(pruner.pruning(), name="pruning"))
     interval = sweep_interval(app[SETTINGS].create_grace_seconds)
     tasks.append(asyncio.create_task(recovering(backend, interval), name="recovering"))
+    expiry = min(interval, max(app[SETTINGS].idempotency_ttl_seconds / 2, 0.05))
+    tasks.append(asyncio.create_task(app[IDEMPOTENCY].expiring(expiry), name="expiring-keys"))
+    tasks.append(asyncio.create_task(app[SCHEDULES].running(), name="schedules"))
     # A restarted scheduler prunes what finished while it was away, once its view has synced.
     tasks.append(asyncio.create_task(_prune_after_sync(view, pruner), name="first-prune"))
     try:
@@ -132,7 +149,9 @@ def create_app(
     # The whole body's limit (a batch of many payloads); each payload's own 1 MiB limit is
     # checked after parsing, with a 413 that names it.
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.max_request_bytes
+        # The guard runs inside the error middleware, which turns its refusals into `Status`.
+        middlewares=[error_middleware, guard_middleware],
+        client_max_size=settings.max_request_bytes,
     )
     backend = backend or _default_backend(settings)
     view = JobView()
@@ -146,9 +165,26 @@ def create_app(
     app[SERVICE] = JobService(settings.definition, backend, view)
     notifier = Notifier(view, lambda name: app[BATCHES].find(name))
     app[BATCHES] = BatchService(settings.definition, backend, view, creating=notifier.holding)
+    app[LOGS] = LogReader(backend, view, app[BATCHES])
+    app[RESULTS] = Results(view, app[BATCHES])
+    app[RESTARTS] = Restarter(backend, view, app[BATCHES])
+    app[IDEMPOTENCY] = Idempotency(
+        backend.keys,
+        view,
+        app[SERVICE],
+        app[BATCHES],
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        grace_seconds=settings.create_grace_seconds,
+    )
+    app[SCHEDULES] = Schedules(settings.definition, app[SERVICE], view)
+    # GET /api/v1/events: always subscribed, so a client that comes back finds the ring filled.
+    events = EventHub(ring_size=settings.events_ring_size, queue_size=settings.events_queue_size)
+    notifier.subscribe(events.publish)
+    serve_events(app, events)
     app[SWAGGER] = render().encode()
     app[PRUNE_INTERVAL] = prune_interval_seconds
     add_routes(app)
+    app.on_response_prepare.append(add_security_headers)  # of the web console
     url = settings.definition.webhook_url
     if url is not None:
         sender = WebhookSender(

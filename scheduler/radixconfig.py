@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from scheduler.backends.base import NodeSpec, PortSpec, RuntimeSpec
+from scheduler.cron import parse_cron, parse_time_zone
 from scheduler.errors import ConfigError
 
 DEFAULT_TIME_LIMIT_SECONDS = 43200
@@ -73,6 +82,54 @@ class Runtime(_Lenient):
     ) = Field(default=None, alias="nodeType")
 
 
+def _check_cron(expression: str) -> str:
+    parse_cron(expression)  # its ValueError names what is wrong; pydantic adds the field
+    return expression
+
+
+def _check_time_zone(name: str) -> str:
+    parse_time_zone(name)
+    return name
+
+
+MAX_SCHEDULES = 20
+
+
+class Schedule(_Lenient):
+    """A cron schedule of the job: each tick runs the job once, as an ordinary job. Kubernetes
+    CronJob's field names (`schedule`, `timezone`, `concurrencyPolicy`) are accepted too."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+    cron: Annotated[str, AfterValidator(_check_cron)] = Field(
+        validation_alias=AliasChoices("cron", "schedule")
+    )
+    time_zone: Annotated[str, AfterValidator(_check_time_zone)] = Field(
+        default="UTC", validation_alias=AliasChoices("timeZone", "timezone")
+    )
+    concurrency: Literal["Allow", "Forbid", "Replace"] = Field(
+        default="Allow", validation_alias=AliasChoices("concurrency", "concurrencyPolicy")
+    )
+    variables: dict[str, YamlStr] | None = None
+    payload: str | None = None
+
+
+def _unique_names(schedules: list[Schedule]) -> list[Schedule]:
+    seen: dict[str, int] = {}
+    for index, schedule in enumerate(schedules):
+        if schedule.name in seen:
+            raise ValueError(
+                f"schedules[{index}].name: {schedule.name!r} is the name of "
+                f"schedules[{seen[schedule.name]}] too; names are unique in a job"
+            )
+        seen[schedule.name] = index
+    return schedules
+
+
+Schedules = Annotated[
+    list[Schedule], Field(max_length=MAX_SCHEDULES), AfterValidator(_unique_names)
+]
+
+
 JobPhase = Literal["Waiting", "Active", "Running", "Succeeded", "Failed", "Stopped"]
 
 
@@ -104,6 +161,8 @@ class EnvironmentConfig(_Lenient):
     node: Node | None = None
     runtime: Runtime | None = None
     batch_status_rules: list[BatchStatusRule] | None = Field(default=None, alias="batchStatusRules")
+    # Replaces the job's list whole (`schedules: []` turns them off in this environment).
+    schedules: Schedules | None = None
 
 
 class RadixJob(_Lenient):
@@ -131,6 +190,7 @@ class RadixJob(_Lenient):
     environment_config: list[EnvironmentConfig] = Field(
         default_factory=list, alias="environmentConfig"
     )
+    schedules: Schedules = Field(default_factory=list)
 
 
 class Environment(_Lenient):
@@ -178,6 +238,7 @@ class JobDefinition(BaseModel):
     node: NodeSpec | None = None
     runtime: RuntimeSpec | None = None
     batch_status_rules: tuple[BatchStatusRule, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -283,7 +344,24 @@ def resolve_job(
         batch_status_rules=tuple(
             env.batch_status_rules if env.batch_status_rules is not None else job.batch_status_rules
         ),
+        schedules=_schedules(job, env, where),
     )
+
+
+def _schedules(job: RadixJob, env: EnvironmentConfig, where: str) -> tuple[Schedule, ...]:
+    """The environment's list, when it has one, replaces the job's; a payload needs the job's
+    payload.path, as a POST's does."""
+    schedules, field = job.schedules, f"{where}.schedules"
+    if env.schedules is not None:
+        index = next(i for i, e in enumerate(job.environment_config) if e is env)
+        schedules, field = env.schedules, f"{where}.environmentConfig[{index}].schedules"
+    for index, schedule in enumerate(schedules):
+        if schedule.payload is not None and job.payload is None:
+            raise ConfigError(
+                f"{field}[{index}].payload: job {job.name} has no payload.path, "
+                "so it cannot take a payload"
+            )
+    return tuple(schedules)
 
 
 def _webhook(job: Notifications | None, env: Notifications | None) -> str | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scheduler.backends.local.store import default_state_dir
+from scheduler.domain.events import DEFAULT_QUEUE_SIZE, DEFAULT_RING_SIZE
 from scheduler.errors import ConfigError
 from scheduler.radixconfig import (
     JobDefinition,
@@ -24,6 +25,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
 DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
+DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
+DEFAULT_EVENTS_HEARTBEAT_SECONDS = 15.0
 SERVICE_ACCOUNT_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 # flag, environment variable, settings field
@@ -49,6 +52,10 @@ _SOURCES: tuple[tuple[str, str | None, str], ...] = (
     ("--state-dir", "SCHEDULER_STATE_DIR", "state_dir"),
     ("--max-parallel", "SCHEDULER_MAX_PARALLEL", "max_parallel"),
     ("--log-limit-bytes", "SCHEDULER_LOG_LIMIT_BYTES", "log_limit_bytes"),
+    ("--idempotency-ttl", "SCHEDULER_IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
+    ("--events-ring-size", "SCHEDULER_EVENTS_RING_SIZE", "events_ring_size"),
+    ("--events-queue-size", "SCHEDULER_EVENTS_QUEUE_SIZE", "events_queue_size"),
+    ("--events-heartbeat", "SCHEDULER_EVENTS_HEARTBEAT_SECONDS", "events_heartbeat_seconds"),
 )
 _NAME_OF_FIELD = {field: env or flag for flag, env, field in _SOURCES}
 
@@ -79,6 +86,10 @@ class RawSettings(BaseModel):
     state_dir: Path | None = None
     max_parallel: Annotated[int, Field(ge=1)] | None = None
     log_limit_bytes: Annotated[int, Field(ge=4096)] = DEFAULT_LOG_LIMIT_BYTES
+    idempotency_ttl_seconds: Annotated[float, Field(gt=0)] = DEFAULT_IDEMPOTENCY_TTL_SECONDS
+    events_ring_size: Annotated[int, Field(ge=1)] = DEFAULT_RING_SIZE
+    events_queue_size: Annotated[int, Field(ge=1)] = DEFAULT_QUEUE_SIZE
+    events_heartbeat_seconds: Annotated[float, Field(gt=0)] = DEFAULT_EVENTS_HEARTBEAT_SECONDS
 
 
 class Settings(BaseModel):
@@ -112,6 +123,13 @@ class Settings(BaseModel):
     state_dir: Path | None = None
     max_parallel: int = 1
     log_limit_bytes: int = DEFAULT_LOG_LIMIT_BYTES
+    # How long a POST's Idempotency-Key is honoured: a repeat within it gets the first's job.
+    idempotency_ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL_SECONDS
+    # GET /api/v1/events: events kept for clients that reconnect, events each client may fall
+    # behind before it is dropped, and the idle time after which a comment keeps it open.
+    events_ring_size: int = DEFAULT_RING_SIZE
+    events_queue_size: int = DEFAULT_QUEUE_SIZE
+    events_heartbeat_seconds: float = DEFAULT_EVENTS_HEARTBEAT_SECONDS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -211,6 +229,10 @@ def load_settings(
         state_dir=state_dir if backend == "local" else None,
         max_parallel=raw.max_parallel or os.cpu_count() or 1,
         log_limit_bytes=raw.log_limit_bytes,
+        idempotency_ttl_seconds=raw.idempotency_ttl_seconds,
+        events_ring_size=raw.events_ring_size,
+        events_queue_size=raw.events_queue_size,
+        events_heartbeat_seconds=raw.events_heartbeat_seconds,
         definition=definition,
         config_file=raw.config_file,
         namespace=namespace,

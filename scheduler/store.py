@@ -15,6 +15,7 @@ from datetime import datetime
 
 from scheduler.backends.base import JobRecord, Kind, PodRecord, Record, WatchEvent
 from scheduler.domain.status import derive_status
+from scheduler.errors import NotFoundError, NotReadyError
 from scheduler.models import JobStatus, JobStatusEnum
 
 # A job deleted through this scheduler stays hidden while late watch events for it drain.
@@ -50,8 +51,26 @@ class JobView:
     def job(self, name: str) -> JobRecord | None:
         return self._jobs.get(name)
 
+    def pods(self, name: str) -> list[PodRecord]:
+        """The pods of job `name` the view holds (its attempts), in no particular order."""
+        return [self._pods[pod] for pod in self._pods_of.get(name, ())]
+
     def status(self, name: str) -> JobStatus | None:
         return self._status.get(name)
+
+    def require_synced(self) -> None:
+        """NotReadyError until the first list of jobs and pods: an answer now could be wrong."""
+        if not self.is_synced:
+            raise NotReadyError("the scheduler has not finished reading its jobs from the cluster")
+
+    def require_status(self, name: str) -> JobStatus:
+        """A job's status (single or of a batch, by its full name); NotFoundError when there is
+        no such job, NotReadyError while the view cannot know yet."""
+        status = self._status.get(name)
+        if status is None:
+            self.require_synced()
+            raise NotFoundError(f"job {name} not found")
+        return status
 
     def status_json(self, name: str) -> bytes | None:
         return self._json.get(name)
@@ -108,15 +127,17 @@ class JobView:
     # -- writing ---------------------------------------------------------------------------
 
     def upsert_job(self, record: JobRecord) -> None:
+        known = self._jobs.get(record.name)
+        if known is not None and _older(record.resource_version, known.resource_version):
+            # A late watch event, or a create's or stop's answer, that the view has already
+            # overtaken (a job's pending version comes before its committed one).
+            return
         if record.pending:
             # Not committed (or un-committed by a replaced object): nobody's job yet.
             self._remove_job(record.name)
             return
         if self._is_buried(record.name):
             return
-        known = self._jobs.get(record.name)
-        if known is not None and _older(record.resource_version, known.resource_version):
-            return  # a create's or a stop's answer that the watch has already overtaken
         self._jobs[record.name] = record
         if record.batch_name is not None:
             self._batches.setdefault(record.batch_name, set()).add(record.name)

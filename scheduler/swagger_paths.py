@@ -33,7 +33,7 @@ def _list_of(model: str) -> dict[str, Any]:
     return {"type": "array", "items": _ref(model)}
 
 
-def _path_parameter(name: str, description: str) -> dict[str, Any]:
+def path_parameter(name: str, description: str) -> dict[str, Any]:
     return {
         "type": "string",
         "description": description,
@@ -46,8 +46,8 @@ def _path_parameter(name: str, description: str) -> dict[str, Any]:
 _JOB = _ref("JobStatus")
 _BATCH = _ref("BatchStatus")
 _STATUS = _ref("Status")
-_JOB_NAME = _path_parameter("jobName", "Name of job")
-_BATCH_NAME = _path_parameter("batchName", "Name of batch")
+_JOB_NAME = path_parameter("jobName", "Name of job")
+_BATCH_NAME = path_parameter("batchName", "Name of batch")
 _JOB_CREATION = {
     "description": "Job to create; an empty body creates a job with the configured defaults",
     "name": "jobCreation",

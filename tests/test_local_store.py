@@ -23,7 +23,12 @@ from scheduler.backends.base import (
     PortSpec,
     RuntimeSpec,
 )
-from scheduler.backends.local.serialize import JobChanges, request_from_json, request_to_json
+from scheduler.backends.local.serialize import (
+    MIGRATIONS,
+    JobChanges,
+    request_from_json,
+    request_to_json,
+)
 from scheduler.backends.local.store import INTERRUPTED_MESSAGE, LocalStore, default_state_dir
 from scheduler.errors import ConfigError, ConflictError, InvalidError, NotFoundError
 
@@ -90,6 +95,7 @@ def test_a_request_round_trips_through_json_without_its_payload() -> None:
         runtime=RuntimeSpec(architecture="arm64", node_type="gpu-pool"),
         batch_name="batch-compute-1",
         batch_id="b1",
+        batch_index=3,
     )
     assert request_from_json(request_to_json(full)) == dataclasses.replace(full, payload=None)
 
@@ -351,6 +357,7 @@ async def test_delete_job_removes_its_rows_payload_dir_and_logs(
     assert set(removed.paths) == {
         state_dir / "payloads" / "compute-1",
         state_dir / "logs" / "compute-1",
+        state_dir / "results" / "compute-1",
         elsewhere,
     }
     assert not any(path.exists() for path in removed.paths)
@@ -375,6 +382,7 @@ async def test_delete_batch_removes_all_its_jobs_and_their_files(
         state_dir / "payloads" / "batch-1-a",
         state_dir / "payloads" / "batch-1-b",
         state_dir / "logs" / "batch-1-a",
+        state_dir / "results" / "batch-1-a",
     }
     assert await store.jobs() == [other]
     assert sorted(p.name for p in (state_dir / "payloads").iterdir()) == ["single"]
@@ -422,7 +430,7 @@ async def test_the_database_is_in_wal_mode_with_the_schema_version_set(
     conn = sqlite3.connect(store.db_file)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
     finally:
         conn.close()
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import ClientFactory, post_job, wait_for_status, wait_until
 from tests.fakekube import FakeKube
 from tests.test_helm_chart import helm, only, render
 
 __all__ = ["helm"]  # the fixture, re-exported for pytest
+
+
+async def _succeeded_twice(client: Any, name: str) -> bool:
+    response = await client.get(f"/api/v1/jobs/{name}")
+    status = await response.json() if response.status == 200 else {}
+    return status.get("status") == "Succeeded" and len(status.get("podStatuses") or ()) == 2
 
 
 async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
@@ -21,6 +27,14 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
     # the recovery sweep, relist after 410.
     first = await post_job(client, {"payload": "p", "command": ["sh", "-c", "sleep 1; exit 0"]})
     await wait_for_status(client, first["name"], "Succeeded")
+    # Its log (pods/log).
+    assert (await client.get(f"/api/v1/jobs/{first['name']}/logs")).status == 200
+    # Its result, and a restart: get the Job, delete it (orphaning what it owns), create its
+    # replacement, patch the Secret's and the Service's owner, delete the old pods.
+    assert (await client.get(f"/api/v1/jobs/{first['name']}/result")).status == 404
+    restarted = await client.post(f"/api/v1/jobs/{first['name']}/restart")
+    assert restarted.status == 200, await restarted.text()
+    await wait_until(lambda: _succeeded_twice(client, first["name"]))
     await post_job(client, {"command": ["sh", "-c", "sleep 1; exit 0"]})
     kept: list[str] = []
 
@@ -51,17 +65,36 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
     await wait_for_status(client, created["jobStatuses"][0]["name"], "Running")
     assert (await client.post(f"/api/v1/batches/{batch}/stop")).status == 200
     assert (await client.delete(f"/api/v1/batches/{batch}")).status == 200
+    # A repeat with an Idempotency-Key reads the claim (a ConfigMap) the first request made.
+    for _ in range(2):
+        response = await client.post(
+            "/api/v1/jobs",
+            json={"command": ["sh", "-c", "exit 0"]},
+            headers={"Idempotency-Key": "rbac"},
+        )
+        assert response.status == 200, await response.text()
 
     # The recovery sweep lists the batches (ConfigMaps) and the pending Jobs.
     async def swept() -> bool:
         return any(e.resource == "configmaps" and e.verb == "list" for e in kube.audit)
 
     await wait_until(swept)
+
+    async def watching() -> bool:
+        return kube.open_watches >= 2  # jobs and pods
+
+    # A relist after 410 Gone: the watches are dropped, reopened, refused, listed and reopened.
+    await wait_until(watching)
     kube.expire_history()
     await kube.drop_watches()
-    await asyncio.sleep(0.5)
+    await wait_until(watching)
 
-    called = {(e.api_group, e.resource, e.verb) for e in kube.audit if e.subresource is None}
+    # A subresource is granted as `<resource>/<subresource>`.
+    called = {
+        (e.api_group, f"{e.resource}/{e.subresource}" if e.subresource else e.resource, e.verb)
+        for e in kube.audit
+        if e.subresource in (None, "log")
+    }
     granted = {
         (group, resource, verb)
         for rule in only(render(helm), "Role")["rules"]

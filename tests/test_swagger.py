@@ -127,8 +127,9 @@ def _referenced(spec: dict[str, Any], root: str, seen: set[str]) -> set[str]:
 
 
 def _schema_names_used_by_our_operations() -> set[str]:
+    """Those of Radix's operations: our additions' own definitions are not Radix's."""
     names: set[str] = set()
-    text = json.dumps(OURS["paths"])
+    text = json.dumps(list(_radix_side(OURS).values()))
     for name in OURS["definitions"]:
         if f'"#/definitions/{name}"' in text:
             names |= _referenced(OURS, name, set())

@@ -6,8 +6,9 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from scheduler.api.jobs import json_response, parse_body
-from scheduler.api.keys import BATCHES
+from scheduler.api.keys import BATCHES, IDEMPOTENCY
 from scheduler.domain.batches import EMPTY_BATCH
+from scheduler.domain.idempotency import HEADER as IDEMPOTENCY_KEY
 from scheduler.errors import InvalidError
 from scheduler.models import BatchScheduleDescription, BatchStatus
 
@@ -20,7 +21,11 @@ async def create_batch(request: web.Request) -> web.Response:
     )
     if description is None:
         raise InvalidError(EMPTY_BATCH)
-    status = await request.app[BATCHES].create(description)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        status = await request.app[BATCHES].create(description)
+    else:
+        status = await request.app[IDEMPOTENCY].create_batch(key, description)
     response = json_response(status)
     response.headers["X-Job-Name"] = status.name
     return response

@@ -8,7 +8,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from scheduler.api.keys import SERVICE
+from scheduler.api.keys import IDEMPOTENCY, SERVICE
+from scheduler.domain.idempotency import HEADER as IDEMPOTENCY_KEY
 from scheduler.errors import InvalidError
 from scheduler.models import JobScheduleDescription
 
@@ -50,7 +51,11 @@ def json_response(model: BaseModel) -> web.Response:
 
 async def create_job(request: web.Request) -> web.Response:
     description = parse_description(await request.read())
-    status = await request.app[SERVICE].create(description)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        status = await request.app[SERVICE].create(description)
+    else:
+        status = await request.app[IDEMPOTENCY].create_job(key, description)
     response = json_response(status)
     response.headers["X-Job-Name"] = status.name
     return response

@@ -6,7 +6,13 @@ from aiohttp import web
 
 from scheduler.backends.base import Backend
 from scheduler.domain.batches import BatchService
+from scheduler.domain.events import EventHub
+from scheduler.domain.idempotency import Idempotency
 from scheduler.domain.jobs import JobService
+from scheduler.domain.logs import LogReader
+from scheduler.domain.restarting import Restarter
+from scheduler.domain.results import Results
+from scheduler.domain.schedules import Schedules
 from scheduler.health import Health
 from scheduler.metrics import Metrics
 from scheduler.settings import Settings
@@ -20,3 +26,9 @@ HEALTH = web.AppKey("health", Health)
 METRICS = web.AppKey("metrics", Metrics)
 BACKEND = web.AppKey("backend", Backend)
 SWAGGER = web.AppKey("swagger", bytes)
+LOGS = web.AppKey("logs", LogReader)
+IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
+SCHEDULES = web.AppKey("schedules", Schedules)
+EVENTS = web.AppKey("events", EventHub)
+RESULTS = web.AppKey("results", Results)
+RESTARTS = web.AppKey("restarts", Restarter)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api import batches, docs, health, jobs
+from scheduler.api import batches, console, control, docs, events, health, jobs, logs, schedules
 
 API = "/api/v1"
 
@@ -20,6 +20,9 @@ def add_routes(app: web.Application) -> None:
             web.delete(f"{API}/jobs/{{jobName}}", jobs.delete_job),
             web.post(f"{API}/jobs/stop", jobs.stop_all_jobs),
             web.post(f"{API}/jobs/{{jobName}}/stop", jobs.stop_job),
+            web.get(f"{API}/jobs/{{jobName}}/logs", logs.get_job_logs, allow_head=False),
+            web.get(f"{API}/jobs/{{jobName}}/result", control.get_job_result, allow_head=False),
+            web.post(f"{API}/jobs/{{jobName}}/restart", control.restart_job),
             web.post(f"{API}/batches", batches.create_batch),
             web.post(f"{API}/batches/", batches.create_batch),
             web.get(f"{API}/batches", batches.get_batches, allow_head=False),
@@ -28,12 +31,33 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/batches/{{batchName}}", batches.get_batch, allow_head=False),
             web.delete(f"{API}/batches/{{batchName}}", batches.delete_batch),
             web.post(f"{API}/batches/{{batchName}}/stop", batches.stop_batch),
+            web.post(f"{API}/batches/{{batchName}}/restart", control.restart_batch),
             web.get(
                 f"{API}/batches/{{batchName}}/jobs/{{jobName}}",
                 batches.get_batch_job,
                 allow_head=False,
             ),
             web.post(f"{API}/batches/{{batchName}}/jobs/{{jobName}}/stop", batches.stop_batch_job),
+            web.get(
+                f"{API}/batches/{{batchName}}/jobs/{{jobName}}/result",
+                control.get_batch_job_result,
+                allow_head=False,
+            ),
+            web.post(
+                f"{API}/batches/{{batchName}}/jobs/{{jobName}}/restart", control.restart_batch_job
+            ),
+            web.get(
+                f"{API}/batches/{{batchName}}/jobs/{{jobName}}/logs",
+                logs.get_batch_job_logs,
+                allow_head=False,
+            ),
+            web.get(f"{API}/events", events.stream_events, allow_head=False),
+            web.get(f"{API}/schedules", schedules.get_schedules, allow_head=False),
+            web.get(f"{API}/info", console.get_info, allow_head=False),
+            web.get("/", console.console_redirect, allow_head=False),
+            web.get("/console", console.console_redirect, allow_head=False),
+            web.get("/console/", console.console_index, allow_head=False),
+            web.static("/console", console.CONSOLE_DIR),
             web.get("/swagger.json", docs.swagger_json, allow_head=False),
             web.get("/swaggerui", docs.swagger_ui_redirect, allow_head=False),
             web.get("/swaggerui/", docs.swagger_ui, allow_head=False),

@@ -6,7 +6,7 @@ domain never sees Kubernetes types.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -81,6 +81,7 @@ class JobRequest:
     batch_name: str | None = None
     batch_id: str | None = None
     batch_index: int | None = None  # its place in the batch request
+    schedule: str | None = None  # the radixconfig schedule whose tick this run is
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,10 @@ class JobRecord:
     stopped_at: datetime | None = None
     # Created but not yet committed: no client was told of it, so it is nobody's job yet.
     pending: bool = False
+    # When it was last restarted, and the attempts of its runs before that, oldest first.
+    restarted: datetime | None = None
+    previous_attempts: tuple[PodRecord, ...] = ()
+    schedule: str | None = None  # a run of this radixconfig schedule
 
     def condition(self, kind: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind and c.status), None)
@@ -156,6 +161,9 @@ class PodRecord:
     # Why a pod without container state is not progressing (e.g. Unschedulable).
     condition_reason: str | None = None
     condition_message: str | None = None
+    # What the container wrote as its result once it ended (Kubernetes' termination message, at
+    # most 4 KiB); None when it wrote none.
+    result: str | None = None
 
 
 Record = JobRecord | PodRecord
@@ -170,10 +178,48 @@ class WatchEvent:
     record: Record | None  # None for OPENED and BOOKMARK
 
 
+ClaimKind = Literal["job", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An Idempotency-Key's claim: which request (`body_hash`) made which job or batch."""
+
+    body_hash: str
+    kind: ClaimKind
+    name: str
+    created: datetime
+    version: str  # to replace or remove exactly this claim
+    new: bool  # made by this call (else it is someone's earlier claim)
+
+
+class KeyStore(Protocol):
+    """Claims of Idempotency-Keys, shared by every replica and kept across restarts."""
+
+    async def claim_key(
+        self, key_hash: str, body_hash: str, kind: ClaimKind, name: str, now: datetime
+    ) -> Claim:
+        """A new claim, or the one that exists for `key_hash` (then `new` is False)."""
+        ...
+
+    async def release_key(self, key_hash: str, version: str | None = None) -> None:
+        """Remove the claim (only if still at `version`); NotFoundError when it is not."""
+        ...
+
+    async def expire_keys(self, before: datetime) -> int:
+        """Remove the claims made before `before`; return how many."""
+        ...
+
+
 class Backend(Protocol):
     """Where jobs run. Raise the `scheduler.errors` family, never a client library's errors."""
 
     identity: Identity
+
+    @property
+    def keys(self) -> KeyStore:
+        """Where Idempotency-Keys are claimed."""
+        ...
 
     async def start(self) -> None:
         """Load credentials and open connections; no request to the API is needed yet."""
@@ -196,6 +242,13 @@ class Backend(Protocol):
         """Delete the job (and what it owns). NotFoundError when it is already gone."""
         ...
 
+    async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
+        """Run the ended job `uid` again under its name, with the same request and payload; its
+        attempts so far stay as previous attempts. BadRequestError while it runs, ConflictError
+        while a restart of it is under way (or when it is no longer `uid`), NotFoundError when
+        it is gone."""
+        ...
+
     async def delete_batch(self, name: str) -> None:
         """Delete the batch with all its jobs. NotFoundError when it is already gone."""
         ...
@@ -211,6 +264,16 @@ class Backend(Protocol):
 
     def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
         """Changes after `resource_version`; ResourceExpiredError when that is too old."""
+        ...
+
+    def read_log(
+        self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """The log of one attempt of `job` (`pod`: its PodStatus name) in chunks, the first one
+        empty once the log is open, so errors before it are the request's. `tail`: the last N
+        lines only; `timestamps`: each line after its RFC 3339 time and a space; `follow`: on
+        until the attempt ends. NotFoundError when the log is gone; ConflictError while the
+        attempt has not started."""
         ...
 
     async def close(self) -> None: ...

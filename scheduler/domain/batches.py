@@ -17,7 +17,6 @@ from scheduler.errors import (
     ConflictError,
     InvalidError,
     NotFoundError,
-    NotReadyError,
 )
 from scheduler.models import BatchScheduleDescription, BatchStatus, JobStatus, Status, success
 from scheduler.names import new_batch_job_names, new_batch_name
@@ -45,10 +44,6 @@ class BatchService:
         self._view = view
         self._new_name = name_factory
         self._stopper = Stopper(backend, view)
-
-    def _require_synced(self) -> None:
-        if not self._view.is_synced:
-            raise NotReadyError("the scheduler has not finished reading its jobs from the cluster")
 
     def _check(self, description: BatchScheduleDescription) -> None:
         """Every mistake is found before anything is created."""
@@ -78,10 +73,15 @@ class BatchService:
             ),
         )
 
-    async def create(self, description: BatchScheduleDescription) -> BatchStatus:
+    async def create(
+        self, description: BatchScheduleDescription, fixed_name: str | None = None
+    ) -> BatchStatus:
+        """With `fixed_name` (an Idempotency-Key's claim) a batch of that name that exists
+        already is a ConflictError: no other name is drawn."""
         self._check(description)
-        for attempt in range(1, _NAME_ATTEMPTS + 1):
-            name = self._new_name(self.definition.name)
+        attempts = 1 if fixed_name is not None else _NAME_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            name = fixed_name or self._new_name(self.definition.name)
             try:
                 with self._creating(name):
                     records = await self._backend.create_batch(self._request(description, name))
@@ -90,7 +90,7 @@ class BatchService:
                 break
             except ConflictError:
                 # The random suffix collided with an existing batch: draw another name.
-                if attempt == _NAME_ATTEMPTS:
+                if attempt == attempts:
                     raise
         log.info("created batch %s of %d jobs", name, len(records), extra={"job_name": name})
         return self.status(name)
@@ -98,7 +98,7 @@ class BatchService:
     def status(self, name: str) -> BatchStatus:
         jobs = self._view.batch_statuses(name)
         if jobs is None:
-            self._require_synced()
+            self._view.require_synced()
             raise NotFoundError(f"batch {name} not found")
         return self._compose(name, jobs)
 
@@ -111,14 +111,14 @@ class BatchService:
         return derive_batch_status(name, batch_id, jobs, self.definition.batch_status_rules)
 
     def statuses(self) -> list[BatchStatus]:
-        self._require_synced()
+        self._view.require_synced()
         return [self.status(name) for name in self._view.batch_names()]
 
     def job(self, batch: str, job: str) -> JobStatus:
         """A batch's job by its full name or by the short suffix after the batch's name."""
         jobs = self._view.batch_statuses(batch)
         if jobs is None:
-            self._require_synced()
+            self._view.require_synced()
             raise NotFoundError(f"batch {batch} not found")
         wanted = {job, f"{batch}-{job}"}
         found = next((status for status in jobs if status.name in wanted), None)
@@ -146,7 +146,7 @@ class BatchService:
         return success(f"batch {name} was successfully stopped")
 
     async def stop_all(self) -> Status:
-        self._require_synced()
+        self._view.require_synced()
         for name in self._view.batch_names():
             await self._stopper.stop_all(self._view.batch_statuses(name) or [])
         return success("all batches were successfully stopped")

@@ -12,7 +12,6 @@ from scheduler.errors import (
     ConflictError,
     InvalidError,
     NotFoundError,
-    NotReadyError,
     PayloadTooLargeError,
 )
 from scheduler.models import (
@@ -54,6 +53,7 @@ def build_request(
     batch_name: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
+    schedule: str | None = None,
 ) -> JobRequest:
     """Merge the request's options over the job's configuration for this environment."""
     image = description.image or definition.image
@@ -110,6 +110,7 @@ def build_request(
         batch_name=batch_name,
         batch_id=batch_id,
         batch_index=batch_index,
+        schedule=schedule,
     )
 
 
@@ -143,18 +144,26 @@ class JobService:
         self._new_name = name_factory
         self._stopper = Stopper(backend, view)
 
-    async def create(self, description: JobScheduleDescription) -> JobStatus:
+    async def create(
+        self,
+        description: JobScheduleDescription,
+        name: str | None = None,
+        schedule: str | None = None,
+    ) -> JobStatus:
+        """With a fixed `name` (a schedule's run, an Idempotency-Key's claim) a job of that name
+        that exists already is a ConflictError: no other name is drawn."""
         check_payload(self.definition, description.payload)
-        for attempt in range(1, _NAME_ATTEMPTS + 1):
-            name = self._new_name(self.definition.name)
+        attempts = 1 if name is not None else _NAME_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            job_name = name or self._new_name(self.definition.name)
             try:
                 record = await self._backend.create_job(
-                    build_request(self.definition, description, name)
+                    build_request(self.definition, description, job_name, schedule=schedule)
                 )
                 break
             except ConflictError:
                 # The random suffix collided with an existing job: draw another name.
-                if attempt == _NAME_ATTEMPTS:
+                if attempt == attempts:
                     raise
         self._view.upsert_job(record)
         log.info("created job %s", record.name, extra={"job_name": record.name})
@@ -162,35 +171,24 @@ class JobService:
         assert status is not None, "a job just put in the view has a status"
         return status
 
-    def _require_synced(self) -> None:
-        if not self._view.is_synced:
-            raise NotReadyError("the scheduler has not finished reading its jobs from the cluster")
-
     def list_json(self) -> bytes:
-        self._require_synced()
+        self._view.require_synced()
         return self._view.list_json()
 
     def get_json(self, name: str) -> bytes:
         """A single job, or a job of a batch, by its full name."""
         found = self._view.status_json(name)
         if found is None:
-            self._require_synced()
+            self._view.require_synced()
             raise NotFoundError(f"job {name} not found")
         return found
 
-    def _status(self, name: str) -> JobStatus:
-        status = self._view.status(name)
-        if status is None:
-            self._require_synced()
-            raise NotFoundError(f"job {name} not found")
-        return status
-
     async def stop(self, name: str) -> Status:
-        await self._stopper.stop(self._status(name))
+        await self._stopper.stop(self._view.require_status(name))
         return success(f"job {name} was successfully stopped")
 
     async def stop_all(self) -> Status:
-        self._require_synced()
+        self._view.require_synced()
         await self._stopper.stop_all(self._view.single_statuses())
         return success("all jobs were successfully stopped")
 
@@ -198,7 +196,7 @@ class JobService:
         """Delete a single job; a batch's jobs go with their batch."""
         record = self._view.job(name)
         if record is None:
-            self._require_synced()
+            self._view.require_synced()
             raise NotFoundError(f"job {name} not found")
         if record.batch_name is not None:
             raise InvalidError(

@@ -10,11 +10,29 @@ from datetime import UTC, datetime
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatus, ReplicaStatusEnum
+from scheduler.models.wire import rfc3339
 
 # Waiting reasons that are just a pod starting up, not a problem worth a message.
 _ROUTINE_WAITING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 OUT_OF_MEMORY = "OOMKilled"
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# A termination message may be a job's whole result (up to 4 KiB): statuses show its first line,
+# cut to this; the whole of it is served at the job's `/result`.
+STATUS_MESSAGE_LIMIT_CHARS = 200
+
+
+def _brief(message: str) -> str:
+    text = message.strip()
+    line = text.split("\n", 1)[0].rstrip()
+    if len(line) > STATUS_MESSAGE_LIMIT_CHARS:
+        return line[: STATUS_MESSAGE_LIMIT_CHARS - 1] + "\u2026"
+    return line if line == text else f"{line} \u2026"
+
+
+def _shown_message(state: ContainerState) -> str | None:
+    if state.state == "terminated" and state.message:
+        return _brief(state.message)
+    return state.message
 
 
 def _termination_detail(state: ContainerState) -> str:
@@ -24,7 +42,7 @@ def _termination_detail(state: ContainerState) -> str:
     if state.reason and state.reason not in ("Error", "Completed"):
         detail += f" ({state.reason})"
     if state.message:
-        detail += f": {state.message.strip()}"
+        detail += f": {_brief(state.message)}"
     return detail
 
 
@@ -67,7 +85,7 @@ def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> 
         replica_status=ReplicaStatus(
             status=_stopped_replica(pod, stopped) if stopped else _replica_status(pod)
         ),
-        status_message=problem or state.message,
+        status_message=problem or _shown_message(state),
         restart_count=pod.restart_count,
         image=pod.image,
         image_id=pod.image_id,
@@ -105,7 +123,11 @@ def _failure_message(condition: Condition, pods: list[PodRecord]) -> str:
 
 
 def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
-    ordered = sorted(pods, key=lambda p: (p.created or _EPOCH, p.name))
+    # A restarted job's earlier attempts are history: they show first and decide nothing.
+    previous = job.previous_attempts
+    earlier = {pod.name for pod in previous}
+    current = (pod for pod in pods if pod.name not in earlier)
+    ordered = sorted(current, key=lambda p: (p.created or _EPOCH, p.name))
     completed = job.condition("Complete") or job.condition("SuccessCriteriaMet")
     failed = job.condition("Failed") or job.condition("FailureTarget")
     stopped = job.stopped_at
@@ -146,6 +168,7 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         job.started,
         job.completed,
         job.stopped_at,
+        job.restarted,
         *(c.last_transition for c in job.conditions),
         *(p.created for p in ordered),
         *(p.container.started_at for p in ordered),
@@ -163,5 +186,12 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         status=status,
         message=message,
         failed=job.failed,
-        pod_statuses=[_pod_status(pod, index, stopped) for index, pod in enumerate(ordered)],
+        restart=rfc3339(job.restarted),
+        pod_statuses=[
+            *(_pod_status(pod, index) for index, pod in enumerate(previous)),
+            *(
+                _pod_status(pod, len(previous) + index, stopped)
+                for index, pod in enumerate(ordered)
+            ),
+        ],
     )

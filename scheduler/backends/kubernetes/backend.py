@@ -4,7 +4,7 @@ the Job; each batch a ConfigMap that owns its Jobs; a stop a suspended Job that 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,19 @@ from scheduler.backends.base import (
     Record,
     WatchEvent,
 )
+from scheduler.backends.kubernetes import logs
 from scheduler.backends.kubernetes.client import KubeApi, Resource, error_for
 from scheduler.backends.kubernetes.creating import Creator
+from scheduler.backends.kubernetes.keys import KubernetesKeys
 from scheduler.backends.kubernetes.manifests import label_selector, stop_patch
 from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.backends.kubernetes.recovering import LIST_PAGE_SIZE, sweep
+from scheduler.backends.kubernetes.restarting import Restarter
 from scheduler.errors import BackendError, NotFoundError
 
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
+# Jobs replaced by a restart whose watch events are still to come (a bound, should they never).
+MAX_REPLACED_JOBS = 1000
 _RESOURCE_OF = {Kind.JOB: Resource.JOBS, Kind.POD: Resource.PODS}
 
 
@@ -47,6 +52,12 @@ class KubernetesBackend:
         self._selector = label_selector(identity)
         self._clock = clock
         self._creator = Creator(self._api, identity, create_grace_seconds, clock)
+        self.keys = KubernetesKeys(self._api, identity)
+        self._restarter = Restarter(
+            self._api, identity, create_grace_seconds, clock, replacing=self._replacing
+        )
+        # Uids of Jobs a restart replaces: their last events are old news (see `_event`).
+        self._replaced: dict[str, None] = {}
 
     async def start(self) -> None:
         await self._api.start()
@@ -77,8 +88,23 @@ class KubernetesBackend:
         except NotFoundError as exc:
             raise NotFoundError(f"batch {name} not found") from exc
 
+    def read_log(
+        self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
+    ) -> AsyncGenerator[bytes, None]:
+        return logs.reading(
+            self._api, self.identity, job, pod, follow=follow, tail=tail, timestamps=timestamps
+        )
+
+    async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
+        return await self._restarter.restart(name, uid, now)
+
+    def _replacing(self, uid: str) -> None:
+        self._replaced[uid] = None
+        while len(self._replaced) > MAX_REPLACED_JOBS:
+            del self._replaced[next(iter(self._replaced))]
+
     async def recover(self) -> int:
-        return await sweep(self._api, self.identity, self._clock())
+        return await sweep(self._api, self.identity, self._clock(), self._restarter.settle)
 
     @staticmethod
     def _record(kind: Kind, obj: dict[str, Any]) -> Record:
@@ -112,4 +138,11 @@ class KubernetesBackend:
             return WatchEvent("BOOKMARK", version, None)
         if kind_of_event not in ("ADDED", "MODIFIED", "DELETED"):
             raise BackendError(f"unexpected watch event type {kind_of_event!r}")
+        uid = (obj.get("metadata") or {}).get("uid")
+        if kind is Kind.JOB and uid in self._replaced:
+            # The deletion of a Job a restart replaces: the job lives on in its replacement
+            # (same name), which the view must not lose in between; only the version counts.
+            if kind_of_event == "DELETED":
+                del self._replaced[uid]
+            return WatchEvent("BOOKMARK", version, None)
         return WatchEvent(kind_of_event, version, self._record(kind, obj))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -40,6 +40,10 @@ WATCH_SERVER_TIMEOUT_SECONDS = 240
 WATCH_CLIENT_TIMEOUT_SECONDS = 330.0
 # Batches make bursts the normal case: enough pooled connections for the creates in flight.
 CONNECTION_POOL_SIZE = 64
+# A pod log streams as long as its container runs (a job's time limit at most); the client's only
+# timeout is a total one, so a followed log gets a long one.
+LOG_TIMEOUT_SECONDS = 7 * 24 * 3600.0
+LOG_CHUNK_BYTES = 64 * 1024
 MERGE_PATCH = "application/merge-patch+json"
 
 _ERRORS_BY_STATUS: dict[int, type[SchedulerError]] = {
@@ -162,6 +166,13 @@ class KubeApi:
             )
         )
 
+    async def get(self, resource: Resource, name: str) -> dict[str, Any]:
+        return await _json(
+            self._method("read", resource)(
+                name, self._namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+        )
+
     async def patch(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch: `None` values remove keys."""
         return await _json(
@@ -181,13 +192,15 @@ class KubeApi:
         *,
         uid: str | None = None,
         resource_version: str | None = None,
+        propagation: str = "Background",
     ) -> None:
-        """Delete with Background propagation (what the object owns goes with it); with `uid` or
-        `resource_version`, only if the object is still that one (else NotFoundError)."""
+        """Delete with Background propagation (what the object owns goes with it; `Orphan`
+        keeps it); with `uid` or `resource_version`, only if the object is still that one (else
+        NotFoundError)."""
         preconditions = None
         if uid or resource_version:
             preconditions = k8s.V1Preconditions(uid=uid, resource_version=resource_version)
-        body = k8s.V1DeleteOptions(propagation_policy="Background", preconditions=preconditions)
+        body = k8s.V1DeleteOptions(propagation_policy=propagation, preconditions=preconditions)
         try:
             await _json(
                 self._method("delete", resource)(
@@ -237,3 +250,36 @@ class KubeApi:
                         yield json.loads(line)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise BackendUnavailableError(f"the watch stream broke: {exc!r}") from exc
+
+    async def pod_log(
+        self,
+        name: str,
+        container: str,
+        *,
+        follow: bool,
+        tail_lines: int | None,
+        timestamps: bool,
+    ) -> AsyncGenerator[bytes, None]:
+        """A pod's container log as the API server sends it; first an empty chunk once the
+        stream is open. With `follow` it ends when the container does."""
+        try:
+            response = await self._apis["core"].read_namespaced_pod_log_without_preload_content(
+                name,
+                self._namespace,
+                container=container,
+                follow=follow,
+                tail_lines=tail_lines,
+                timestamps=timestamps,
+                _request_timeout=LOG_TIMEOUT_SECONDS,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise BackendUnavailableError(f"the Kubernetes API cannot be reached: {exc!r}") from exc
+        async with response:
+            if response.status >= 400:
+                raise error_for(response.status, await response.read())
+            yield b""
+            try:
+                async for chunk in response.content.iter_chunked(LOG_CHUNK_BYTES):
+                    yield chunk
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise BackendUnavailableError(f"the log stream broke: {exc!r}") from exc

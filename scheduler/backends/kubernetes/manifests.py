@@ -7,7 +7,7 @@ Plain dicts in the API's own field names; no I/O, no client types, so they are t
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.backends.base import BatchRequest, Identity, JobRequest
@@ -19,6 +19,10 @@ LABEL_COMPONENT = "radix-component"
 LABEL_JOB_TYPE = "radix-job-type"
 LABEL_JOB_NAME = "radix-job-name"
 LABEL_BATCH_NAME = "radix-batch-name"
+# A run of a radixconfig schedule carries the schedule's name.
+LABEL_SCHEDULE = "radix.equinor.com/schedule"
+# An Idempotency-Key's claim (a ConfigMap), which is no batch.
+LABEL_IDEMPOTENCY_KEY = "radix.equinor.com/idempotency-key"
 JOB_TYPE = "job-scheduler"
 ANNOTATION_JOB_ID = "radix.equinor.com/job-id"
 ANNOTATION_BATCH_ID = "radix.equinor.com/batch-id"
@@ -31,6 +35,13 @@ ANNOTATION_STARTED_AT = "radix.equinor.com/started-at"
 # time after which whoever finds it may finish or remove it.
 LABEL_PENDING = "radix.equinor.com/pending"
 ANNOTATION_COMMIT_DEADLINE = "radix.equinor.com/commit-deadline"
+# A restarted job's Job replaces the one before: when, the attempts of the runs before it (JSON),
+# and when the job was first created.
+ANNOTATION_RESTARTED_AT = "radix.equinor.com/restarted-at"
+ANNOTATION_PREVIOUS_ATTEMPTS = "radix.equinor.com/previous-attempts"
+ANNOTATION_CREATED_AT = "radix.equinor.com/created-at"
+# A restart under way (a ConfigMap holding the replacement Job), which is no batch.
+LABEL_RESTART = "radix.equinor.com/restart"
 PAYLOAD_KEY = "payload"
 PAYLOAD_VOLUME = "job-payload"
 CONTAINER_NAME_FALLBACK = "job"
@@ -77,7 +88,11 @@ def _pending_marks(deadline: datetime | None) -> tuple[dict[str, str], dict[str,
     """Labels and annotations of an object not yet committed (none when it is born committed)."""
     if deadline is None:
         return {}, {}
-    return {LABEL_PENDING: "true"}, {ANNOTATION_COMMIT_DEADLINE: rfc3339(deadline) or ""}
+    # Written in whole seconds: rounded up, so the grace is never shorter than configured.
+    whole = deadline.replace(microsecond=0)
+    if whole < deadline:
+        whole += timedelta(seconds=1)
+    return {LABEL_PENDING: "true"}, {ANNOTATION_COMMIT_DEADLINE: rfc3339(whole) or ""}
 
 
 def commit_patch(suspend: bool | None = False) -> dict[str, Any]:
@@ -127,6 +142,10 @@ def build_batch_record(
 
 def batch_owner(name: str, uid: str) -> dict[str, Any]:
     return _owner_reference(name, uid, kind="ConfigMap", api_version="v1")
+
+
+def job_owner(name: str, uid: str) -> dict[str, Any]:
+    return _owner_reference(name, uid)
 
 
 def _env(identity: Identity, request: JobRequest) -> list[dict[str, str]]:
@@ -180,6 +199,8 @@ def _job_labels(identity: Identity, request: JobRequest) -> dict[str, str]:
     labels = {**identity_labels(identity), LABEL_JOB_NAME: request.name}
     if request.batch_name is not None:
         labels[LABEL_BATCH_NAME] = request.batch_name
+    if request.schedule is not None:
+        labels[LABEL_SCHEDULE] = request.schedule
     return labels
 
 

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_BATCH_ID,
     ANNOTATION_BATCH_INDEX,
+    ANNOTATION_CREATED_AT,
     ANNOTATION_JOB_ID,
+    ANNOTATION_PREVIOUS_ATTEMPTS,
+    ANNOTATION_RESTARTED_AT,
     ANNOTATION_STARTED_AT,
     ANNOTATION_STOPPED_AT,
     LABEL_BATCH_NAME,
     LABEL_PENDING,
+    LABEL_SCHEDULE,
     POD_JOB_NAME_LABEL,
 )
+from scheduler.models.wire import rfc3339
+
+# Terminated with these, the container never ran: the message is the runtime's, not a result.
+_RUNTIME_REASONS = frozenset({"StartError", "ContainerCannotRun"})
+# A previous attempt keeps this much of its message: what a status shows of it (and no result).
+PREVIOUS_MESSAGE_CHARS = 256
+_STATES: dict[Any, Literal["waiting", "running", "terminated"]] = {
+    "waiting": "waiting",
+    "running": "running",
+    "terminated": "terminated",
+}
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -56,7 +72,10 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         uid=metadata.get("uid", ""),
         resource_version=metadata.get("resourceVersion", ""),
         job_id=annotations.get(ANNOTATION_JOB_ID),
-        created=parse_time(metadata.get("creationTimestamp")),
+        # A restarted job's Job is newer than the job: it keeps the first one's creation time.
+        created=parse_time(
+            annotations.get(ANNOTATION_CREATED_AT) or metadata.get("creationTimestamp")
+        ),
         started=parse_time(status.get("startTime") or annotations.get(ANNOTATION_STARTED_AT)),
         completed=parse_time(status.get("completionTime")),
         active=_int(status.get("active")),
@@ -70,6 +89,9 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         batch_index=_index(annotations.get(ANNOTATION_BATCH_INDEX)),
         stopped_at=parse_time(annotations.get(ANNOTATION_STOPPED_AT)),
         pending=labels.get(LABEL_PENDING) == "true",
+        schedule=labels.get(LABEL_SCHEDULE),
+        restarted=parse_time(annotations.get(ANNOTATION_RESTARTED_AT)),
+        previous_attempts=previous_attempts(annotations.get(ANNOTATION_PREVIOUS_ATTEMPTS)),
     )
 
 
@@ -121,4 +143,68 @@ def pod_record(obj: dict[str, Any]) -> PodRecord:
         image_id=first.get("imageID"),
         condition_reason=condition.get("reason") if condition else None,
         condition_message=condition.get("message") if condition else None,
+        result=_result(_container_state(first.get("state"))),
     )
+
+
+def _result(state: ContainerState | None) -> str | None:
+    """A terminated container's termination message: what it wrote as its result."""
+    if state is None or state.state != "terminated" or state.reason in _RUNTIME_REASONS:
+        return None
+    return state.message or None
+
+
+def attempt_summary(pod: PodRecord) -> dict[str, Any]:
+    """What a restarted job's Job keeps of an attempt of its runs before (its pod is deleted)."""
+    state = pod.container
+    summary: dict[str, Any] = {
+        "name": pod.name,
+        "created": rfc3339(pod.created),
+        "phase": pod.phase,
+        "state": state.state,
+        "reason": state.reason,
+        "message": state.message[:PREVIOUS_MESSAGE_CHARS] if state.message else None,
+        "exitCode": state.exit_code,
+        "startedAt": rfc3339(state.started_at),
+        "finishedAt": rfc3339(state.finished_at),
+        "image": pod.image,
+        "imageID": pod.image_id,
+        "restartCount": pod.restart_count,
+    }
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def _previous_attempt(summary: dict[str, Any]) -> PodRecord:
+    return PodRecord(
+        name=str(summary.get("name", "")),
+        uid="",
+        resource_version="",
+        job_name="",
+        created=parse_time(summary.get("created")),
+        phase=str(summary.get("phase") or "Unknown"),
+        started=parse_time(summary.get("startedAt")),
+        container=ContainerState(
+            _STATES.get(summary.get("state"), "unknown"),
+            reason=summary.get("reason"),
+            message=summary.get("message"),
+            exit_code=summary["exitCode"] if isinstance(summary.get("exitCode"), int) else None,
+            started_at=parse_time(summary.get("startedAt")),
+            finished_at=parse_time(summary.get("finishedAt")),
+        ),
+        restart_count=_int(summary.get("restartCount")),
+        image=summary.get("image"),
+        image_id=summary.get("imageID"),
+    )
+
+
+def previous_attempts(text: Any) -> tuple[PodRecord, ...]:
+    """The attempts a restarted job's Job keeps (its annotation); none when it is unreadable."""
+    if not isinstance(text, str) or not text:
+        return ()
+    try:
+        summaries = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(summaries, list):
+        return ()
+    return tuple(_previous_attempt(s) for s in summaries if isinstance(s, dict))

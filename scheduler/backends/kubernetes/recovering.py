@@ -9,7 +9,7 @@ the last moment, or a second replica sweeping at the same time, is never harmed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from scheduler.backends.kubernetes.manifests import (
     LABEL_BATCH_NAME,
     LABEL_IDEMPOTENCY_KEY,
     LABEL_PENDING,
+    LABEL_RESTART,
     commit_patch,
     label_selector,
     pending_selector,
@@ -64,15 +65,27 @@ def _is_pending(obj: dict[str, Any]) -> bool:
     return (obj["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true"
 
 
-async def sweep(api: ListingApi, identity: Identity, now: datetime) -> int:
-    """Settle every overdue pending job and batch; return how many were settled."""
+def _is_restart(obj: dict[str, Any]) -> bool:
+    return (obj["metadata"].get("labels") or {}).get(LABEL_RESTART) == "true"
+
+
+async def sweep(
+    api: ListingApi,
+    identity: Identity,
+    now: datetime,
+    finish_restart: Callable[[dict[str, Any]], Awaitable[int]] | None = None,
+) -> int:
+    """Settle every overdue pending job and batch, and with `finish_restart` every overdue
+    restart record (`restarting.py`); return how many were settled."""
     # Idempotency-Key claims are ConfigMaps too, but no batches.
     selector = f"{label_selector(identity)},!{LABEL_IDEMPOTENCY_KEY}"
-    batches = {
-        item["metadata"]["name"]: item
-        async for item in list_all(api, Resource.CONFIGMAPS, selector)
-    }
+    configmaps = [item async for item in list_all(api, Resource.CONFIGMAPS, selector)]
+    # A restart record is no batch either.
+    batches = {item["metadata"]["name"]: item for item in configmaps if not _is_restart(item)}
     settled = 0
+    for record in configmaps:
+        if finish_restart is not None and _is_restart(record) and _overdue(record, now):
+            settled += await finish_restart(record)
     for name, record in batches.items():
         if _is_pending(record) and _overdue(record, now):
             settled += await _settle(

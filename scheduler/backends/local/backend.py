@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -28,9 +28,10 @@ from scheduler.backends.base import (
     Record,
     WatchEvent,
 )
-from scheduler.backends.local import runner, sandbox
+from scheduler.backends.local import logs, restarting, runner, sandbox
 from scheduler.backends.local.changes import Changes
 from scheduler.backends.local.failures import Verdict, judge
+from scheduler.backends.local.keys import LocalKeys
 from scheduler.backends.local.records import job_record, pod_record
 from scheduler.backends.local.serialize import (
     AttemptReason,
@@ -40,7 +41,7 @@ from scheduler.backends.local.serialize import (
     StoredJob,
 )
 from scheduler.backends.local.store import LocalStore
-from scheduler.errors import InvalidError, NotFoundError
+from scheduler.errors import BadRequestError, InvalidError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,19 @@ class LocalBackend:
     ) -> None:
         self.identity = identity
         self._store = LocalStore(state_dir)
+        self.keys = LocalKeys(self._store)
         self._max_parallel = max_parallel
         self._log_limit = log_limit_bytes
         self._grace = kill_grace_seconds
         self._retry_backoff = retry_backoff_seconds
         self._clock = clock
         # Jobs inherit the scheduler's environment (PATH, HOME, ...), then their own variables.
-        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._base_env = {
+            key: value
+            for key, value in (os.environ if base_env is None else base_env).items()
+            # The scheduler's own settings (a webhook secret among them) are not the jobs'.
+            if not key.startswith("SCHEDULER_")
+        }
         self._changes = Changes()
         self._jobs: dict[str, JobRecord] = {}
         self._pods: dict[str, PodRecord] = {}
@@ -126,6 +133,8 @@ class LocalBackend:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
+        for stop in self._stops.values():
+            stop.set()  # wakes a job waiting to retry: it starts no new attempt
         await asyncio.gather(
             *(attempt.stop("Stopped") for attempt in list(self._attempts.values())),
             return_exceptions=True,
@@ -154,14 +163,12 @@ class LocalBackend:
     async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
         job = await self._get(name)
         now = self._clock()
+        # At once, before any other await: a job handed out to run this moment sees it.
+        self._request_stop(name)
         if job.state == "waiting":
             await self._store.update_job(name, state="stopped", stopped_at=now)
         elif job.state == "running" and job.stopped_at is None:
             await self._store.update_job(name, stopped_at=now)
-            self._stops.setdefault(name, asyncio.Event()).set()
-            if (attempt := self._attempts.get(name)) is not None:
-                # TERM now; the grace period runs in the background, not in the request.
-                self._background(attempt.stop("Stopped"))
         record = await self._refresh(name)
         assert record is not None
         return record
@@ -173,6 +180,21 @@ class LocalBackend:
         await self._end_process(name)
         await self._store.delete_job(name)
         self._forget(name)
+
+    async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
+        job = await self._get(name)
+        if job.uid != uid:
+            raise NotFoundError(f"job {name} not found")
+        if not restarting.is_restartable(job):
+            raise BadRequestError(f"cannot restart the job {name}: it has not ended")
+        if (supervising := self._supervising.get(name)) is not None:
+            await asyncio.wait({supervising})  # it has ended: its supervision is finishing
+        attempts = await self._store.attempts(name)
+        await self._store.update_job(name, **restarting.restart_changes(attempts, now))
+        record = await self._refresh(name)
+        self._wake.set()
+        assert record is not None
+        return record
 
     async def delete_batch(self, name: str) -> None:
         names = [n for n, record in self._jobs.items() if record.batch_name == name]
@@ -194,6 +216,18 @@ class LocalBackend:
 
     def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
         return self._changes.follow(kind, resource_version)
+
+    def read_log(
+        self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
+    ) -> AsyncGenerator[bytes, None]:
+        ended = functools.partial(self._attempt_ended, pod)
+        return logs.reading(
+            self._store, job, pod, follow=follow, tail=tail, timestamps=timestamps, finished=ended
+        )
+
+    def _attempt_ended(self, pod: str) -> bool:
+        record = self._pods.get(pod)  # gone with its job
+        return record is None or record.container.state == "terminated"
 
     # -- running -------------------------------------------------------------------------------
 
@@ -229,13 +263,16 @@ class LocalBackend:
 
     async def _run_attempts(self, job: StoredJob) -> None:
         name, request = job.name, job.request
+        stop = self._stops.setdefault(name, asyncio.Event())
         started = self._clock()
         await self._store.update_job(name, state="running", started=started)
         await self._refresh(name)
         deadline = started + timedelta(seconds=request.time_limit_seconds)
         failures = job.failed_attempts
-        stop = self._stops.setdefault(name, asyncio.Event())
         while True:
+            if self._closing:
+                await self._finish(name, "failed", "Failed", "SchedulerStopped", SHUTDOWN_MESSAGE)
+                return
             if stop.is_set():
                 await self._finish(name, "stopped")
                 return
@@ -272,32 +309,45 @@ class LocalBackend:
         name = job.name
         attempt_row = await self._store.start_attempt(name, self._clock(), pid=None)
         argv, env = self._launch(job)
+        result_path = self._store.result_path(name, attempt_row.idx)
+        env[runner.RESULT_PATH_VARIABLE] = str(result_path)
         log_file = runner.BoundedLog(attempt_row.log_path, self._log_limit)
         attempt = runner.Attempt(argv, env, log_file, remaining, self._grace)
         self._attempts[name] = attempt
         try:
-            try:
-                await attempt.start()
-            except OSError as exc:
-                log_file.close()
-                outcome = runner.Outcome(None, "StartError", f"the command cannot run: {exc}")
-            else:
-                assert attempt.pid is not None
-                await self._store.record_start(name, attempt_row.idx, self._clock(), attempt.pid)
-                await self._refresh(name)
-                outcome = await attempt.wait()
+            outcome = await self._run(name, attempt_row.idx, attempt, log_file)
         finally:
             self._attempts.pop(name, None)
         reason = cast(AttemptReason, "Error" if outcome.reason == "StartError" else outcome.reason)
+        result = await asyncio.to_thread(runner.read_result, result_path)
         await self._store.finish_attempt(
             name,
             attempt_row.idx,
             self._clock(),
             outcome.exit_code if outcome.exit_code is not None else 128,
             reason,
-            outcome.message,
+            # As a termination message on Kubernetes, what the job wrote is the message.
+            outcome.message if result is None else result,
+            result,
         )
         return outcome
+
+    async def _run(
+        self, name: str, idx: int, attempt: runner.Attempt, log_file: runner.BoundedLog
+    ) -> runner.Outcome:
+        if self._stops[name].is_set():
+            # The stop came between handing the job out and starting its process.
+            log_file.close()
+            return runner.Outcome(None, "Stopped", "the job was stopped")
+        try:
+            await attempt.start()
+        except OSError as exc:
+            log_file.close()
+            return runner.Outcome(None, "StartError", f"the command cannot run: {exc}")
+        assert attempt.pid is not None
+        await self._store.record_start(name, idx, self._clock(), attempt.pid)
+        await self._refresh(name)
+        return await attempt.wait()
 
     def _launch(self, job: StoredJob) -> tuple[list[str], dict[str, str]]:
         request = job.request
@@ -348,10 +398,15 @@ class LocalBackend:
         await self._store.update_job(name, **changes)
         await self._refresh(name)
 
-    async def _end_process(self, name: str) -> None:
+    def _request_stop(self, name: str) -> None:
+        """Tell the job's supervision to stop; TERM its process now, KILL it after the grace
+        period in the background (never inside a request)."""
         self._stops.setdefault(name, asyncio.Event()).set()
         if (attempt := self._attempts.get(name)) is not None:
-            await attempt.stop("Stopped")
+            self._background(attempt.stop("Stopped"))
+
+    async def _end_process(self, name: str) -> None:
+        self._request_stop(name)
         task = self._supervising.get(name)
         if task is not None:
             task.cancel()

@@ -37,6 +37,12 @@ def job_record(job: StoredJob, attempts: list[Attempt]) -> JobRecord:
         batch_id=job.batch_id,
         batch_index=job.request.batch_index,
         stopped_at=job.stopped_at,
+        schedule=job.request.schedule,
+        restarted=job.restarted,
+        # A restart's earlier attempts, kept as history (they are published as pods too).
+        previous_attempts=tuple(
+            pod_record(job, attempt) for attempt in attempts if attempt.idx < job.first_attempt
+        ),
     )
 
 
@@ -73,4 +79,5 @@ def pod_record(job: StoredJob, attempt: Attempt) -> PodRecord:
         container=container,
         ready=phase == "Running",
         image=job.request.image,
+        result=attempt.result,
     )

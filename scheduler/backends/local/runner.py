@@ -18,6 +18,10 @@ from pathlib import Path
 
 READ_CHUNK_BYTES = 64 * 1024
 DEFAULT_KILL_GRACE_SECONDS = 30.0
+# What the kubelet keeps of a termination message: the last 4 KiB of the file.
+RESULT_LIMIT_BYTES = 4096
+# Where a job writes its result: a fresh file per attempt.
+RESULT_PATH_VARIABLE = "RADIX_RESULT_PATH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +131,19 @@ class Attempt:
         finally:
             copying.cancel()
             self._log.close()
+        killed_by = None
+        if code < 0:
+            # As a container runtime reports it: 128 + the signal's number.
+            killed_by = signal.Signals(-code).name if -code in signal.valid_signals() else None
+            code = 128 - code
         if self._ending == "DeadlineExceeded":
             return Outcome(code, "DeadlineExceeded", "the job ran longer than its time limit")
         if self._ending == "Stopped":
             return Outcome(code, "Stopped", "the job was stopped")
         if code == 0:
             return Outcome(0, "Completed")
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-            return Outcome(128 - code, "Error", f"the process was killed by {name}")
+        if killed_by is not None:
+            return Outcome(code, "Error", f"the process was killed by {killed_by}")
         return Outcome(code, "Error")
 
     async def stop(self, why: str = "Stopped") -> None:
@@ -155,6 +163,20 @@ class Attempt:
         assert process.stdout is not None
         while chunk := await process.stdout.read(READ_CHUNK_BYTES):
             self._log.write(chunk)
+
+
+def read_result(path: Path) -> str | None:
+    """The last 4 KiB of what an attempt wrote to its result file; None when it wrote nothing
+    (as an empty termination message is none). Bytes that are not UTF-8 become U+FFFD, as in
+    the Kubernetes API's JSON."""
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - RESULT_LIMIT_BYTES))
+            data = file.read(RESULT_LIMIT_BYTES)
+    except OSError:  # none written (or not a file it can be read from)
+        return None
+    return data.decode("utf-8", "replace") or None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -81,6 +81,25 @@ MIGRATIONS: Final = (
         PRIMARY KEY (job, idx)
     ) WITHOUT ROWID;
     """,
+    # 2: Idempotency-Key claims (see keys.py).
+    """
+    CREATE TABLE idempotency_keys (
+        key_hash TEXT PRIMARY KEY,
+        body_hash TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('job', 'batch')),
+        name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        version TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_created ON idempotency_keys (created);
+    """,
+    # 3: restarts (when, and the first attempt of the run since) and what attempts wrote as
+    # their result.
+    """
+    ALTER TABLE jobs ADD COLUMN restarted TEXT;
+    ALTER TABLE jobs ADD COLUMN first_attempt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN result TEXT;
+    """,
 )
 
 
@@ -107,6 +126,9 @@ class StoredJob:
     condition_time: datetime | None
     stopped_at: datetime | None
     version: int
+    # The last restart, and the first attempt (`idx`) of the run it began.
+    restarted: datetime | None = None
+    first_attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +146,7 @@ class Attempt:
     message: str | None
     log_path: Path
     version: int
+    result: str | None = None  # what it wrote to its RADIX_RESULT_PATH (the last 4 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +170,8 @@ class JobChanges(TypedDict, total=False):
     condition_message: str | None
     condition_time: datetime | None
     stopped_at: datetime | None
+    restarted: datetime | None
+    first_attempt: int
 
 
 def connect(db_file: Path) -> sqlite3.Connection:
@@ -222,6 +247,8 @@ def job_from_row(row: sqlite3.Row, payloads: Path) -> StoredJob:
         condition_time=optional_time(row["condition_time"]),
         stopped_at=optional_time(row["stopped_at"]),
         version=row["version"],
+        restarted=optional_time(row["restarted"]),
+        first_attempt=row["first_attempt"],
     )
 
 
@@ -238,6 +265,7 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         message=row["message"],
         log_path=Path(row["log_path"]),
         version=row["version"],
+        result=row["result"],
     )
 
 
@@ -283,6 +311,8 @@ def request_to_json(request: JobRequest) -> str:
         else {"architecture": runtime.architecture, "node_type": runtime.node_type},
         "batch_name": request.batch_name,
         "batch_id": request.batch_id,
+        "batch_index": request.batch_index,
+        "schedule": request.schedule,
     }
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -316,6 +346,8 @@ def request_from_json(text: str) -> JobRequest:
         else RuntimeSpec(architecture=runtime["architecture"], node_type=runtime["node_type"]),
         batch_name=data["batch_name"],
         batch_id=data["batch_id"],
+        batch_index=data.get("batch_index"),  # absent in rows stored before it was kept
+        schedule=data.get("schedule"),  # absent in rows of schema 1
     )
 
 

@@ -85,6 +85,14 @@ class LocalStore:
         check_name(job)
         return self.state_dir / "logs" / job
 
+    def result_path(self, job: str, idx: int) -> Path:
+        """Where attempt `idx` of `job` may write its result (its RADIX_RESULT_PATH)."""
+        return self._result_dir(job) / str(idx)
+
+    def _result_dir(self, job: str) -> Path:
+        check_name(job)
+        return self.state_dir / "results" / job
+
     # -- opening and closing ------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -119,7 +127,7 @@ class LocalStore:
     def _opening(self) -> None:
         self._lock_fd = _lock(self.state_dir)
         try:
-            for sub in ("payloads", "logs"):
+            for sub in ("payloads", "logs", "results"):
                 (self.state_dir / sub).mkdir(mode=DIR_MODE, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"state dir {self.state_dir} cannot be used: {exc.strerror}") from exc
@@ -128,7 +136,7 @@ class LocalStore:
         # Files a crash left behind between a commit and their removal (or creation).
         orphans = [
             d
-            for sub in ("payloads", "logs")
+            for sub in ("payloads", "logs", "results")
             for d in (self.state_dir / sub).iterdir()
             if d.name not in names
         ]
@@ -159,6 +167,10 @@ class LocalStore:
                 return work(conn)
 
         return await self._run(writing)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in one transaction on the store's thread, for tables beside the jobs' (keys)."""
+        return await self._write(work)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -287,6 +299,7 @@ class LocalStore:
             sql = "SELECT COALESCE(MAX(idx) + 1, 0) FROM attempts WHERE job = ?"
             idx = int(conn.execute(sql, (name,)).fetchall()[0][0])
             self._log_dir(name).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            self._result_dir(name).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             row = conn.execute(
                 "INSERT INTO attempts (job, idx, created, started, pid, log_path, version)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -316,10 +329,13 @@ class LocalStore:
         exit_code: int | None,
         reason: AttemptReason,
         message: str | None,
+        result: str | None = None,
     ) -> Attempt:
         """ConflictError when the attempt was finished already (e.g. by `mark_interrupted`)."""
-        sets = "finished = ?, exit_code = ?, reason = ?, message = ?"
-        return await self._update_attempt(name, idx, sets, to_text(now), exit_code, reason, message)
+        sets = "finished = ?, exit_code = ?, reason = ?, message = ?, result = ?"
+        return await self._update_attempt(
+            name, idx, sets, to_text(now), exit_code, reason, message, result
+        )
 
     async def _update_attempt(self, name: str, idx: int, sets: str, *values: object) -> Attempt:
         def updating(conn: sqlite3.Connection) -> Attempt:
@@ -396,12 +412,20 @@ class LocalStore:
             for _ in range(max(len(names), 1)):
                 version = next_value(conn, "version")
         # After the commit: a crash in between leaves orphans, which the next `open()` removes.
-        dirs = [d for n in names for d in (self._payload_dir(n), self._log_dir(n))]
+        dirs = [
+            d for n in names for d in (self._payload_dir(n), self._log_dir(n), self._result_dir(n))
+        ]
         outside = [p for p in logs if not any(p.is_relative_to(d) for d in dirs)]
         return Removed(tuple(names), tuple(remove_paths([*dirs, *outside])), version)
 
 
 # -- worker-thread helpers ----------------------------------------------------------------------
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """At start, before anything else: ConfigError when the state dir cannot be ours (not
+    writable, or in use by another scheduler), so the process stops with one line."""
+    os.close(_lock(state_dir))
 
 
 def _lock(state_dir: Path) -> int:

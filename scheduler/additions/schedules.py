@@ -1,0 +1,66 @@
+"""`GET /schedules`: the job's cron schedules from the radixconfig, with their next run times
+(`scheduler.api.schedules`, `scheduler.domain.schedules`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+
+from scheduler.additions import TAG
+from scheduler.models.wire import Timestamps
+
+
+class ScheduleStatus(Timestamps):
+    """ScheduleStatus describes a cron schedule of the job: each tick runs the job once, as a job
+    whose jobId is `schedule:<name>`."""
+
+    name: str = Field(description="Name of the schedule, unique in the job", examples=["nightly"])
+    cron: str = Field(
+        description="Five cron fields, a macro (@hourly, @daily, ...) or `@every <duration>`",
+        examples=["0 2 * * *"],
+    )
+    time_zone: str = Field(
+        alias="timeZone", description="IANA time zone of the cron fields", examples=["UTC"]
+    )
+    concurrency: Literal["Allow", "Forbid", "Replace"] = Field(
+        description="Allow: runs may overlap\nForbid: a tick is skipped while a run is active\n"
+        "Replace: a tick stops the active runs, then starts"
+    )
+    next_run: datetime = Field(alias="nextRun", description="When the next run starts")
+    last_run: datetime | None = Field(
+        default=None,
+        alias="lastRun",
+        description="When the latest run still in the job list was created",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+MODELS = (ScheduleStatus,)
+
+PATHS: dict[str, Any] = {
+    "/schedules": {
+        "get": {
+            "tags": [TAG],
+            "summary": "Gets the job's cron schedules",
+            "description": "The schedules of the radixconfig for this job and environment. A run "
+            "is an ordinary job (listed, stoppable, pruned with the history) with the jobId "
+            "`schedule:<name>`.",
+            "operationId": "getSchedules",
+            "responses": {
+                "200": {
+                    "description": "Successful get schedules",
+                    "schema": {"type": "array", "items": {"$ref": "#/definitions/ScheduleStatus"}},
+                },
+                "500": {
+                    "description": "Internal server error",
+                    "schema": {"$ref": "#/definitions/Status"},
+                },
+            },
+        }
+    }
+}

@@ -1,0 +1,113 @@
+"""Handlers of a job's log (`/jobs/{jobName}/logs`, `/batches/{batchName}/jobs/{jobName}/logs`):
+`text/plain`, streamed as the backend reads it; with `follow` until the job ends or the client
+leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from scheduler.api.keys import LOGS
+from scheduler.domain.logs import LogOptions
+from scheduler.errors import InvalidError, SchedulerError
+from scheduler.logs import request_id
+
+log = logging.getLogger(__name__)
+
+TEXT = "text/plain; charset=utf-8"
+# aiohttp tells a handler that its client left only when it writes; a followed log may be quiet
+# for long, so the handler looks this often.
+CLIENT_CHECK_SECONDS = 1.0
+# nginx's code for a request its client gave up on; nobody receives it, the request log does.
+CLIENT_CLOSED_REQUEST = 499
+MAX_COUNT = 2**63 - 1  # the API server's int64
+
+Opening = Callable[[], Awaitable[AsyncGenerator[bytes, None]]]
+
+
+async def get_job_logs(request: web.Request) -> web.StreamResponse:
+    options = parse_options(request.query)
+    name = request.match_info["jobName"]
+    return await _serving(request, lambda: request.app[LOGS].job_log(name, options))
+
+
+async def get_batch_job_logs(request: web.Request) -> web.StreamResponse:
+    options = parse_options(request.query)
+    batch, job = request.match_info["batchName"], request.match_info["jobName"]
+    return await _serving(request, lambda: request.app[LOGS].batch_job_log(batch, job, options))
+
+
+def parse_options(query: Mapping[str, str]) -> LogOptions:
+    """The query's options; 422 naming the first one that is wrong."""
+    return LogOptions(
+        follow=_flag(query, "follow"),
+        tail=_count(query, "tail"),
+        attempt=_count(query, "attempt"),
+        timestamps=_flag(query, "timestamps"),
+    )
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    value = query.get(name)
+    if value is None or value.lower() in ("false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise InvalidError(f"{name} is invalid: {value!r} is neither true nor false")
+
+
+def _count(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_COUNT:
+        raise InvalidError(f"{name} is invalid: {value!r} is not a whole number of 0 or more")
+    return int(value)
+
+
+async def _serving(request: web.Request, opening: Opening) -> web.StreamResponse:
+    """Stream the log, and stop when the client leaves (even while nothing is written)."""
+    response = web.StreamResponse(headers={"Content-Type": TEXT})
+    work = asyncio.create_task(_streaming(request, response, opening))
+    try:
+        while not work.done():
+            await asyncio.wait({work}, timeout=CLIENT_CHECK_SECONDS)
+            if not work.done() and _client_left(request):
+                work.cancel()
+                await asyncio.wait({work})
+        if not work.cancelled():
+            return work.result()
+        if response.prepared:
+            return response
+        return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
+    finally:
+        work.cancel()
+
+
+def _client_left(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _streaming(
+    request: web.Request, response: web.StreamResponse, opening: Opening
+) -> web.StreamResponse:
+    chunks = await opening()  # errors until here are answered as a Status
+    async with contextlib.aclosing(chunks):
+        # The error middleware adds it too late for a response sent already.
+        response.headers["X-Request-Id"] = request_id.get() or ""
+        await response.prepare(request)
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        except ConnectionError:
+            return response  # the client left
+        except SchedulerError as exc:
+            # The status line is out: the text just ends, as `kubectl logs` does.
+            log.warning("the log for %s broke off: %s", request.path, exc.message)
+        await response.write_eof()
+    return response

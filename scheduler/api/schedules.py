@@ -1,0 +1,16 @@
+"""Handler of `/api/v1/schedules`: the job's cron schedules with their next run times."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from scheduler.additions.schedules import ScheduleStatus
+from scheduler.api.keys import SCHEDULES
+
+_SCHEDULE_LIST = TypeAdapter(list[ScheduleStatus])
+
+
+async def get_schedules(request: web.Request) -> web.Response:
+    body = _SCHEDULE_LIST.dump_json(request.app[SCHEDULES].statuses(), by_alias=True)
+    return web.Response(body=body, content_type="application/json")

@@ -1,0 +1,402 @@
+"""Restarting a job on Kubernetes. A finished Job cannot run again, so it is replaced by a Job of
+the same name and spec; the job's payload Secret and Service are handed over to the new Job
+(patched, never read: the Role grants no reading of Secrets).
+
+Every step can be done again, so a crash anywhere is finished by whoever comes next:
+1. a record, the ConfigMap `restart-<job>`, holds the replacement Job (the old one's spec, with
+   the attempts of the runs so far and the restart time in its annotations) and what it replaces;
+2. the old Job is deleted with `Orphan` propagation: the garbage collector takes it off its
+   Secret, Service and pods, and the Job is gone once that is done;
+3. the replacement is created, suspended;
+4. the Secret and the Service get the new Job as their owner;
+5. the old pods are deleted (their attempts live on in the new Job's annotation);
+6. the new Job is started (unless it was stopped meanwhile), and the record deleted.
+The recovery sweep does 2-6 for a record past its grace time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from scheduler.backends.base import Identity, JobRecord
+from scheduler.backends.kubernetes.client import Resource
+from scheduler.backends.kubernetes.manifests import (
+    ANNOTATION_COMMIT_DEADLINE,
+    ANNOTATION_CREATED_AT,
+    ANNOTATION_PREVIOUS_ATTEMPTS,
+    ANNOTATION_RESTARTED_AT,
+    ANNOTATION_STARTED_AT,
+    ANNOTATION_STOPPED_AT,
+    LABEL_PENDING,
+    LABEL_RESTART,
+    POD_JOB_NAME_LABEL,
+    identity_labels,
+    job_owner,
+    label_selector,
+    payload_secret_name,
+)
+from scheduler.backends.kubernetes.records import attempt_summary, job_record, pod_record
+from scheduler.errors import (
+    BackendError,
+    BackendUnavailableError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    SchedulerError,
+)
+from scheduler.models.wire import rfc3339
+
+log = logging.getLogger(__name__)
+
+RECORD_PREFIX = "restart-"
+# The newest attempts a restarted job keeps (an annotation holds at most 256 KiB in all).
+MAX_PREVIOUS_ATTEMPTS = 100
+# Waiting for the garbage collector to let the old Job go: polls from this, doubling to the max.
+GONE_POLL_SECONDS = 0.05
+MAX_GONE_POLL_SECONDS = 1.0
+# The start is conditional on the Job not having changed (a stop may come in between); it is
+# tried this many times while the Job controller keeps changing the Job's status.
+START_ATTEMPTS = 5
+LIST_PAGE_SIZE = 500
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+# What the API server adds to a Job's pod template and selector; the replacement gets its own.
+_GENERATED_LABELS = (
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "job-name",
+    "batch.kubernetes.io/job-name",
+)
+# The old Job's state, which is not the replacement's.
+_DROPPED_ANNOTATIONS = (
+    ANNOTATION_STOPPED_AT,
+    ANNOTATION_STARTED_AT,
+    ANNOTATION_COMMIT_DEADLINE,
+)
+
+
+class RestartApi(Protocol):
+    async def get(self, resource: Resource, name: str) -> dict[str, Any]: ...
+
+    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def patch(
+        self, resource: Resource, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation: str = "Background",
+    ) -> None: ...
+
+    async def list(
+        self, resource: Resource, selector: str, limit: int, token: str | None = None
+    ) -> dict[str, Any]: ...
+
+
+# -- pure: the replacement and the record ---------------------------------------------------------
+
+
+def record_name(job: str) -> str:
+    return f"{RECORD_PREFIX}{job}"
+
+
+def replacement_job(old: dict[str, Any], previous: list[dict[str, Any]], now: datetime) -> Any:
+    """The Job that runs `old` again: its spec, labels, annotations and owner (a batch's), born
+    suspended, remembering `previous` attempts, the restart time and when the job was created."""
+    metadata = old["metadata"]
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if key not in _DROPPED_ANNOTATIONS
+    }
+    annotations[ANNOTATION_CREATED_AT] = (
+        annotations.get(ANNOTATION_CREATED_AT) or metadata.get("creationTimestamp") or ""
+    )
+    annotations[ANNOTATION_RESTARTED_AT] = rfc3339(now) or ""
+    annotations[ANNOTATION_PREVIOUS_ATTEMPTS] = json.dumps(previous, separators=(",", ":"))
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != LABEL_PENDING}
+    spec = copy.deepcopy(old["spec"])
+    spec.pop("selector", None)
+    spec["suspend"] = True
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    for label in _GENERATED_LABELS:
+        template_labels.pop(label, None)
+    replacement: dict[str, Any] = {"name": metadata["name"], "labels": labels}
+    replacement["annotations"] = annotations
+    if metadata.get("ownerReferences"):
+        replacement["ownerReferences"] = copy.deepcopy(metadata["ownerReferences"])
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": replacement, "spec": spec}
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """A restart under way: the job, the Job it replaces, that Job's pods, the replacement."""
+
+    name: str
+    replaces: str  # the old Job's uid
+    pods: tuple[tuple[str, str], ...]  # (name, uid) of the old pods
+    job: dict[str, Any]
+
+    def record(self, identity: Identity, deadline: datetime) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": record_name(self.name),
+                "labels": {**identity_labels(identity), LABEL_RESTART: "true"},
+                "annotations": {ANNOTATION_COMMIT_DEADLINE: rfc3339(deadline) or ""},
+            },
+            "data": {
+                "job": json.dumps(self.job, separators=(",", ":")),
+                "replaces": self.replaces,
+                "pods": json.dumps([list(pod) for pod in self.pods]),
+            },
+        }
+
+    @classmethod
+    def of_record(cls, record: dict[str, Any]) -> Restart:
+        """ValueError (or KeyError, TypeError) when the record is not one of ours."""
+        data = record["data"]
+        job = json.loads(data["job"])
+        if not isinstance(job, dict):
+            raise ValueError("the replacement Job is not an object")
+        pods = tuple((str(name), str(uid)) for name, uid in json.loads(data["pods"]))
+        return cls(job["metadata"]["name"], str(data["replaces"]), pods, job)
+
+
+def _restarted_at(job: dict[str, Any]) -> Any:
+    return (job["metadata"].get("annotations") or {}).get(ANNOTATION_RESTARTED_AT)
+
+
+def _has_ended(job: dict[str, Any]) -> bool:
+    record = job_record(job)
+    if any(record.condition(kind) for kind in ("Complete", "SuccessCriteriaMet")):
+        return True
+    if any(record.condition(kind) for kind in ("Failed", "FailureTarget")):
+        return True
+    return record.stopped_at is not None and record.active == 0
+
+
+def _payload_secret(job: dict[str, Any]) -> str | None:
+    secret = payload_secret_name(job["metadata"]["name"])
+    volumes = job["spec"]["template"]["spec"].get("volumes") or ()
+    mounted = any((volume.get("secret") or {}).get("secretName") == secret for volume in volumes)
+    return secret if mounted else None
+
+
+def _has_service(job: dict[str, Any]) -> bool:
+    containers = job["spec"]["template"]["spec"].get("containers") or ()
+    return any(container.get("ports") for container in containers)
+
+
+# -- the steps ------------------------------------------------------------------------------------
+
+
+class Restarter:
+    def __init__(
+        self,
+        api: RestartApi,
+        identity: Identity,
+        grace_seconds: float,
+        clock: Callable[[], datetime],
+        replacing: Callable[[str], None] = lambda uid: None,
+    ) -> None:
+        """`replacing(uid)` is told of each Job about to be replaced, before it is deleted."""
+        self._api = api
+        self._identity = identity
+        self._grace = grace_seconds
+        self._clock = clock
+        self._replacing = replacing
+
+    async def restart(self, name: str, uid: str, now: datetime) -> JobRecord:
+        old = await self._job(name)
+        if old is None or old["metadata"].get("deletionTimestamp"):
+            raise NotFoundError(f"job {name} not found")
+        if old["metadata"].get("uid") != uid:
+            raise ConflictError(f"job {name} was restarted meanwhile")
+        if not _has_ended(old):
+            raise BadRequestError(f"cannot restart the job {name}: it has not ended")
+        pods = [pod async for pod in self._pods(name)]
+        earlier = list(job_record(old).previous_attempts)
+        known = {attempt.name for attempt in earlier}
+        # In the order the job's status shows them.
+        latest = sorted(
+            (pod for pod in map(pod_record, pods) if pod.name not in known),
+            key=lambda pod: (pod.created or _EPOCH, pod.name),
+        )
+        attempts = [attempt_summary(attempt) for attempt in (*earlier, *latest)]
+        restart = Restart(
+            name,
+            uid,
+            tuple((pod["metadata"]["name"], pod["metadata"]["uid"]) for pod in pods),
+            replacement_job(old, attempts[-MAX_PREVIOUS_ATTEMPTS:], now),
+        )
+        deadline = self._clock() + timedelta(seconds=self._grace)
+        try:
+            await self._api.create(Resource.CONFIGMAPS, restart.record(self._identity, deadline))
+        except ConflictError as exc:
+            raise ConflictError(f"a restart of job {name} is already under way") from exc
+        finished = await self._finish(restart, deadline)
+        assert finished is not None, "a restart that may wait finishes or raises"
+        return job_record(finished)
+
+    async def settle(self, record: dict[str, Any]) -> int:
+        """Finish the restart of an overdue record (one for the recovery sweep); 1 if it did."""
+        name = record["metadata"]["name"]
+        try:
+            restart = Restart.of_record(record)
+        except (ValueError, KeyError, TypeError, IndexError):
+            log.error("removing a restart record that cannot be read", extra={"job_name": name})
+            await self._delete(Resource.CONFIGMAPS, name)
+            return 1
+        try:
+            finished = await self._finish(restart, None)
+        except SchedulerError as exc:
+            # Not the sweep's end: what else it settles does not wait for this restart.
+            log.warning(
+                "could not finish a restart yet; the next sweep tries again",
+                extra={"job_name": restart.name, "error": exc.message},
+            )
+            return 0
+        if finished is None:
+            return 0  # the old Job is still being deleted: the next sweep goes on
+        log.warning(
+            "finished the restart of a job that a crash left half-done",
+            extra={"job_name": restart.name},
+        )
+        return 1
+
+    async def _finish(self, restart: Restart, deadline: datetime | None) -> dict[str, Any] | None:
+        """Steps 2-6. Without a `deadline` it does not wait for the old Job to go: None then."""
+        name = restart.name
+        current = await self._job(name)
+        if current is not None and current["metadata"].get("uid") == restart.replaces:
+            self._replacing(restart.replaces)
+            if not current["metadata"].get("deletionTimestamp"):
+                await self._delete(Resource.JOBS, name, uid=restart.replaces, propagation="Orphan")
+            current = await self._gone(restart, deadline)
+            if current is not None and current["metadata"].get("uid") == restart.replaces:
+                return None
+        if current is None:
+            current = await self._create(restart)
+        elif _restarted_at(current) != _restarted_at(restart.job):
+            # Not our replacement: the job was deleted and its name taken meanwhile.
+            await self._delete(Resource.CONFIGMAPS, record_name(name))
+            raise BackendError(f"the restart of job {name} found another job of that name")
+        await self._hand_over(restart, current["metadata"]["uid"])
+        await asyncio.gather(
+            *(self._delete(Resource.PODS, pod, uid=uid) for pod, uid in restart.pods)
+        )
+        started = await self._start(name, current)
+        await self._delete(Resource.CONFIGMAPS, record_name(name))
+        return started
+
+    async def _job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._api.get(Resource.JOBS, name)
+        except NotFoundError:
+            return None
+
+    async def _pods(self, name: str) -> AsyncIterator[dict[str, Any]]:
+        selector = f"{label_selector(self._identity)},{POD_JOB_NAME_LABEL}={name}"
+        token: str | None = None
+        while True:
+            page = await self._api.list(Resource.PODS, selector, LIST_PAGE_SIZE, token)
+            for pod in page.get("items") or ():
+                yield pod
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    async def _gone(self, restart: Restart, deadline: datetime | None) -> dict[str, Any] | None:
+        """The Job of that name once the old one is gone (None when there is none); the old one
+        still, when it is not gone by `deadline` (at once without one)."""
+        delay = GONE_POLL_SECONDS
+        while True:
+            current = await self._job(restart.name)
+            if current is None or current["metadata"].get("uid") != restart.replaces:
+                return current
+            if deadline is None:
+                return current
+            if self._clock() >= deadline:
+                raise BackendUnavailableError(
+                    f"job {restart.name} is restarted once its old Job is deleted, which takes "
+                    "longer than its grace time; the restart is finished in the background"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_GONE_POLL_SECONDS)
+
+    async def _create(self, restart: Restart) -> dict[str, Any]:
+        try:
+            return await self._api.create(Resource.JOBS, restart.job)
+        except ConflictError:
+            # Made meanwhile by the recovery sweep or another replica.
+            current = await self._job(restart.name)
+            if current is None:
+                raise BackendUnavailableError(
+                    f"the replacement Job of job {restart.name} came and went; the restart is "
+                    "finished in the background"
+                ) from None
+            return current
+
+    async def _hand_over(self, restart: Restart, uid: str) -> None:
+        """The payload Secret and the Service belong to the new Job (so they go with it)."""
+        owner = {"metadata": {"ownerReferences": [job_owner(restart.name, uid)]}}
+        owned: list[tuple[Resource, str]] = []
+        if (secret := _payload_secret(restart.job)) is not None:
+            owned.append((Resource.SECRETS, secret))
+        if _has_service(restart.job):
+            owned.append((Resource.SERVICES, restart.name))
+        for resource, name in owned:
+            try:
+                await self._api.patch(resource, name, owner)
+            except NotFoundError:
+                log.warning(
+                    "a restarted job's %s is gone", resource.value, extra={"job_name": name}
+                )
+
+    async def _start(self, name: str, job: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(START_ATTEMPTS):
+            metadata = job["metadata"]
+            stopped = ANNOTATION_STOPPED_AT in (metadata.get("annotations") or {})
+            if stopped or not job["spec"].get("suspend"):
+                return job  # started already, or stopped meanwhile: it stays stopped
+            patch = {
+                "metadata": {"resourceVersion": metadata["resourceVersion"]},
+                "spec": {"suspend": False},
+            }
+            try:
+                return await self._api.patch(Resource.JOBS, name, patch)
+            except ConflictError:
+                current = await self._job(name)
+                if current is None:
+                    raise NotFoundError(f"job {name} not found") from None
+                job = current
+        raise BackendUnavailableError(
+            f"job {name} kept changing while it was started; the restart is finished in the "
+            "background"
+        )
+
+    async def _delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: str = "Background",
+    ) -> None:
+        with contextlib.suppress(NotFoundError):  # done already
+            await self._api.delete(resource, name, uid=uid, propagation=propagation)

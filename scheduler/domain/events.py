@@ -1,0 +1,233 @@
+"""The event stream's hub: it numbers the Notifier's events, keeps the last ones in a ring for
+clients that come back, and fans each out to its subscribers through bounded queues. Publishing
+never waits on a subscriber: one that falls too far behind gets a `reset` and is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from itertools import islice
+from types import TracebackType
+
+from scheduler.models import BatchType, EventType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RING_SIZE = 1000
+DEFAULT_QUEUE_SIZE = 256
+# The SSE event name of a frame that tells the client to list jobs and batches again.
+RESET = "reset"
+# A comment: it keeps idle connections (and proxies) open and shows the client the stream lives.
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def sse_frame(event_id: int, name: str, data: bytes) -> bytes:
+    """One Server-Sent Events frame; every line of `data` gets its own `data:` field."""
+    lines = b"".join(b"data: %s\n" % line for line in data.split(b"\n"))
+    return b"id: %d\nevent: %s\n%s\n" % (event_id, name.encode(), lines)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """A published event: its id, what the filters look at, and its frame (shared by all)."""
+
+    id: int
+    batch: str | None  # the batch's name; None for a single job
+    jobs: frozenset[str]  # the jobs it is about
+    frame: bytes
+
+
+class Subscription:
+    """One client's events: those it missed (from the ring), then live ones, in order.
+
+    Live frames wait in a queue of at most `capacity`; the hub ends a subscription that would
+    need more. Use it as a context manager: leaving it unsubscribes.
+    """
+
+    def __init__(self, hub: EventHub, job: str | None, batch: str | None, capacity: int) -> None:
+        self.job, self.batch = job, batch
+        self._hub = hub
+        self._capacity = capacity
+        self._frames: deque[bytes] = deque()
+        self._replaying = 0  # frames at the head of the queue that came from the ring
+        self._waiter: asyncio.Future[None] | None = None
+        self.ended = False
+
+    def wants(self, event: StreamEvent) -> bool:
+        return (self.batch is None or event.batch == self.batch) and (
+            self.job is None or self.job in event.jobs
+        )
+
+    async def frames(self) -> list[bytes]:
+        """Everything queued, waiting for something if nothing is; [] once ended and empty."""
+        while not self._frames and not self.ended:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.take()
+
+    def take(self) -> list[bytes]:
+        """Everything queued, without waiting."""
+        frames = list(self._frames)
+        self._frames.clear()
+        self._replaying = 0
+        return frames
+
+    def close(self) -> None:
+        self._hub._unsubscribe(self)
+        self._end()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the hub's side ----------------------------------------------------------------------
+
+    def _replay(self, frames: list[bytes]) -> None:
+        self._frames.extend(frames)
+        self._replaying = len(self._frames)
+
+    def _offer(self, frame: bytes) -> bool:
+        """Queue a live frame; False when the queue is full."""
+        if len(self._frames) - self._replaying >= self._capacity:
+            return False
+        self._frames.append(frame)
+        self._wake()
+        return True
+
+    def _end(self, last: bytes | None = None) -> None:
+        if not self.ended and last is not None:
+            self._frames.append(last)
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class EventHub:
+    """Subscribe it to the Notifier (`notifier.subscribe(hub.publish)`).
+
+    Ids are increasing integers of this hub's own (the webhook's event ids stay the webhook's).
+    They start from the time in microseconds, so an id from an earlier run of the scheduler is
+    older than this run's ring and gets a `reset`, never the wrong events.
+    """
+
+    def __init__(
+        self,
+        ring_size: int = DEFAULT_RING_SIZE,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        first_id: int | None = None,
+    ) -> None:
+        self._ring: deque[StreamEvent] = deque(maxlen=ring_size)
+        self._queue_size = queue_size
+        self._next_id = time.time_ns() // 1000 if first_id is None else first_id
+        self._subscribers: dict[Subscription, None] = {}  # in the order they came
+        # The jobs each batch's events named: a batch's Delete carries none, yet is about them.
+        self._members: dict[str, set[str]] = {}
+        self._closed = False
+        self.dropped = 0  # subscribers dropped for falling behind
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def last_id(self) -> int:
+        """The newest event's id (one less than the first id while there is none)."""
+        return self._next_id - 1
+
+    def publish(self, event_id: str, key: str, body: bytes) -> None:
+        """The Notifier's `Send`: number the event, keep it, and queue it for each subscriber."""
+        document = json.loads(body)
+        kind: str = document["event"]
+        named = frozenset(job["name"] for job in document.get("jobStatuses") or ())
+        batch: str | None = None
+        jobs = named
+        if document.get("batchType") != BatchType.JOB:
+            batch = document["name"]
+            members = self._members.setdefault(batch, set())
+            members |= named
+            if kind == EventType.DELETE:
+                jobs = frozenset(self._members.pop(batch))
+        event = StreamEvent(self._next_id, batch, jobs, sse_frame(self._next_id, kind, body))
+        self._next_id += 1
+        self._ring.append(event)
+        for subscription in tuple(self._subscribers):
+            if subscription.wants(event) and not subscription._offer(event.frame):
+                self._drop(subscription)
+
+    def subscribe(
+        self, after: str | None = None, job: str | None = None, batch: str | None = None
+    ) -> Subscription:
+        """Events after the id `after` (from the ring), then live ones; None: live ones only.
+
+        An id the ring no longer holds, or that is not one of ours, queues a `reset` first.
+        """
+        subscription = Subscription(self, job, batch, self._queue_size)
+        if after is not None:
+            missed = self._since(after)
+            if isinstance(missed, str):
+                subscription._replay([self._reset_frame(missed)])
+            else:
+                subscription._replay([e.frame for e in missed if subscription.wants(e)])
+        if self._closed:
+            subscription._end()
+        else:
+            self._subscribers[subscription] = None
+        return subscription
+
+    def heartbeat(self) -> None:
+        """Queue a heartbeat comment for every subscriber (it takes a place in the queue too)."""
+        for subscription in tuple(self._subscribers):
+            if not subscription._offer(HEARTBEAT):
+                self._drop(subscription)
+
+    def close(self) -> None:
+        """End every subscription (the app is shutting down); later ones end at once."""
+        self._closed = True
+        for subscription in tuple(self._subscribers):
+            subscription._end()
+        self._subscribers.clear()
+
+    def _since(self, after: str) -> list[StreamEvent] | str:
+        """The events after id `after`, or why they cannot be had."""
+        if not after.isascii() or not after.isdecimal():
+            return f"event id {after!r} is not one of this scheduler's"
+        last = int(after)
+        if last > self.last_id:
+            return f"event id {last} is not one of this scheduler's"
+        oldest = self._ring[0].id if self._ring else self._next_id
+        if last + 1 < oldest:
+            return f"event {last} is older than the {self._ring.maxlen} events kept"
+        return list(islice(self._ring, last + 1 - oldest, None))
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.pop(subscription, None)
+
+    def _drop(self, subscription: Subscription) -> None:
+        self._unsubscribe(subscription)
+        self.dropped += 1
+        reason = f"more than {self._queue_size} events behind"
+        log.info("event stream dropped: %s", reason)
+        subscription._end(self._reset_frame(reason))
+
+    def _reset_frame(self, reason: str) -> bytes:
+        # Its id is the newest event's: a client that lists again after it resumes from there.
+        data = json.dumps({"reason": f"{reason}: list jobs and batches again"}).encode()
+        return sse_frame(self.last_id, RESET, data)

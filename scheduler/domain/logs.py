@@ -1,0 +1,173 @@
+"""Reading a job's log: find the job and the attempt asked for, wait for it to start when told to
+follow, and follow the job's later attempts until the job ends. It knows the view and the Backend
+port, not HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+
+from scheduler.backends.base import Backend
+from scheduler.domain.batches import BatchService
+from scheduler.errors import ConflictError, NotFoundError
+from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatusEnum
+from scheduler.store import JobView
+
+_ENDED = frozenset(
+    {
+        JobStatusEnum.SUCCEEDED,
+        JobStatusEnum.FAILED,
+        JobStatusEnum.STOPPED,
+        JobStatusEnum.COMPLETED,
+    }
+)
+_TERMINATED = frozenset({ReplicaStatusEnum.SUCCEEDED, ReplicaStatusEnum.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    follow: bool = False
+    tail: int | None = None  # the last N lines only
+    attempt: int | None = None  # the attempt's podIndex; None: the latest
+    timestamps: bool = False
+
+
+Resolve = Callable[[], JobStatus]
+
+
+def _started(pod: PodStatus) -> bool:
+    return pod.container_started is not None or pod.replica_status.status in _TERMINATED
+
+
+def _ended(status: JobStatus) -> bool:
+    return status.status in _ENDED
+
+
+class LogReader:
+    def __init__(self, backend: Backend, view: JobView, batches: BatchService) -> None:
+        self._backend = backend
+        self._view = view
+        self._batches = batches
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        view.subscribe(self._changed)
+
+    async def job_log(self, name: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
+        """The log of a job (single or of a batch, by its full name), open: errors come here,
+        not from the chunks (except a stream that breaks off)."""
+        return await self._open(functools.partial(self._view.require_status, name), options)
+
+    async def batch_job_log(
+        self, batch: str, job: str, options: LogOptions
+    ) -> AsyncGenerator[bytes, None]:
+        """The log of a batch's job, by its full name or the short one after the batch's."""
+        return await self._open(functools.partial(self._batches.job, batch, job), options)
+
+    @property
+    def waiting(self) -> int:
+        """How many reads wait for a job to change (to start, or to start its next attempt)."""
+        return sum(len(waiting) for waiting in self._waiters.values())
+
+    async def _open(self, resolve: Resolve, options: LogOptions) -> AsyncGenerator[bytes, None]:
+        status, pod = await self._first_attempt(resolve, options)
+        chunks = self._read(status.name, pod, options, options.tail)
+        await anext(chunks, b"")  # opened
+        streaming = self._streaming(resolve, options, status.name, pod.pod_index, chunks)
+        await anext(streaming)  # it owns the open log from here on, and closes it
+        return streaming
+
+    async def _first_attempt(
+        self, resolve: Resolve, options: LogOptions
+    ) -> tuple[JobStatus, PodStatus]:
+        while True:
+            status = resolve()
+            pods = status.pod_statuses or []
+            if options.attempt is not None and pods and options.attempt >= len(pods):
+                raise NotFoundError(
+                    f"job {status.name} has no attempt {options.attempt}: its attempts are "
+                    f"0 to {len(pods) - 1}"
+                )
+            pod = pods[-1 if options.attempt is None else options.attempt] if pods else None
+            if pod is not None and _started(pod):
+                return status, pod
+            if pod is None and _ended(status) and status.started is not None:
+                # It ran, and its attempts went (Kubernetes deletes a stopped job's pods).
+                raise NotFoundError(f"job {status.name} has no attempt left: their pods are gone")
+            if not options.follow or _ended(status):
+                raise ConflictError(_not_started(status, pod))
+            await self._change_of(status.name)
+
+    async def _streaming(
+        self,
+        resolve: Resolve,
+        options: LogOptions,
+        job: str,
+        index: int,
+        chunks: AsyncGenerator[bytes, None],
+    ) -> AsyncGenerator[bytes, None]:
+        try:
+            yield b""
+            while True:
+                async for chunk in chunks:
+                    if chunk:
+                        yield chunk
+                await chunks.aclose()
+                if not options.follow or options.attempt is not None:
+                    return
+                # Following the job, not one attempt: a failed attempt may be retried.
+                later = await self._later_attempt(resolve, index)
+                if later is None:
+                    return
+                index = later.pod_index
+                chunks = self._read(job, later, options, None)
+        finally:
+            await chunks.aclose()
+
+    async def _later_attempt(self, resolve: Resolve, index: int) -> PodStatus | None:
+        """The next attempt after `index` once it has started; None when the job ends first."""
+        while True:
+            try:
+                status = resolve()
+            except NotFoundError:
+                return None  # deleted while we read
+            later = [p for p in status.pod_statuses or [] if p.pod_index > index and _started(p)]
+            if later:
+                return later[0]
+            if _ended(status):
+                return None
+            await self._change_of(status.name)
+
+    def _read(
+        self, job: str, pod: PodStatus, options: LogOptions, tail: int | None
+    ) -> AsyncGenerator[bytes, None]:
+        return self._backend.read_log(
+            job, pod.name, follow=options.follow, tail=tail, timestamps=options.timestamps
+        )
+
+    async def _change_of(self, name: str) -> None:
+        """Until the job's status changes (or it goes)."""
+        changed = asyncio.Event()
+        waiting = self._waiters.setdefault(name, set())
+        waiting.add(changed)
+        try:
+            await changed.wait()
+        finally:
+            waiting.discard(changed)
+            if not waiting and self._waiters.get(name) is waiting:
+                del self._waiters[name]
+
+    def _changed(self, name: str, old: JobStatus | None, new: JobStatus | None) -> None:
+        for changed in self._waiters.get(name, ()):
+            changed.set()
+
+
+def _not_started(status: JobStatus, pod: PodStatus | None) -> str:
+    if pod is not None and pod.pod_index > 0:
+        return (
+            f"attempt {pod.pod_index} of job {status.name} has not started yet "
+            f"(attempt={pod.pod_index - 1} is the one before)"
+        )
+    if _ended(status):
+        return f"job {status.name} ended ({status.status}) with no attempt started"
+    return f"job {status.name} has no attempt started yet"
