@@ -26,6 +26,18 @@ class BadRequestError(SchedulerError):
     reason = "BadRequest"
 
 
+class ForbiddenError(SchedulerError):
+    """The request may not be made from where it comes (another site, through a browser)."""
+
+    http_status = 403
+    reason = "Forbidden"
+
+
+class UnsupportedMediaTypeError(SchedulerError):
+    http_status = 415
+    reason = "UnsupportedMediaType"
+
+
 class NotFoundError(SchedulerError):
     http_status = 404
     reason = "NotFound"

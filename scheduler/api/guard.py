@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from scheduler.errors import SchedulerError
+from scheduler.errors import ForbiddenError, UnsupportedMediaTypeError
 
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What `<form enctype=...>` can send, so what a cross-site form could post.
@@ -27,16 +27,6 @@ FORM_CONTENT_TYPES = frozenset(
 # Headers only browsers send, and cannot be made to leave out.
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class ForbiddenError(SchedulerError):
-    http_status = 403
-    reason = "Forbidden"
-
-
-class UnsupportedMediaTypeError(SchedulerError):
-    http_status = 415
-    reason = "UnsupportedMediaType"
 
 
 @web.middleware
