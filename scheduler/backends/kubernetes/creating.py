@@ -14,10 +14,10 @@ import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from scheduler.backends.base import BatchRequest, Identity, JobRecord, JobRequest
-from scheduler.backends.kubernetes.client import Resource
+from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     batch_owner,
     build_batch_record,
@@ -40,23 +40,6 @@ GRACE_PER_BATCH_JOB_SECONDS = 0.05
 START_RETRY_DELAYS_SECONDS = (0.1, 0.5)
 
 
-class Api(Protocol):
-    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    async def patch(
-        self, resource: Resource, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]: ...
-
-    async def delete(
-        self,
-        resource: Resource,
-        name: str,
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-    ) -> None: ...
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -64,7 +47,7 @@ def _now() -> datetime:
 class Creator:
     def __init__(
         self,
-        api: Api,
+        api: KubeApi,
         identity: Identity,
         grace_seconds: float,
         clock: Callable[[], datetime] = _now,

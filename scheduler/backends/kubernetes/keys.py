@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from scheduler.backends.base import Claim, ClaimKind, Identity
-from scheduler.backends.kubernetes.client import Resource
+from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     LABEL_IDEMPOTENCY_KEY,
     identity_labels,
@@ -27,29 +27,6 @@ CLAIM_HASH_CHARS = 32
 # A claim released between our create and our read is claimed again, this many times in all.
 CLAIM_ATTEMPTS = 3
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class KeysApi(Protocol):
-    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    async def get(self, resource: Resource, name: str) -> dict[str, Any]: ...
-
-    async def patch(
-        self, resource: Resource, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]: ...
-
-    async def delete(
-        self,
-        resource: Resource,
-        name: str,
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-    ) -> None: ...
-
-    async def list(
-        self, resource: Resource, selector: str, limit: int, token: str | None = None
-    ) -> dict[str, Any]: ...
 
 
 def claim_name(key_hash: str) -> str:
@@ -109,7 +86,7 @@ def _is_ours(obj: dict[str, Any], identity: Identity) -> bool:
 class KubernetesKeys:
     """The KeyStore port on ConfigMaps (create, get, delete; list for expiry)."""
 
-    def __init__(self, api: KeysApi, identity: Identity) -> None:
+    def __init__(self, api: KubeApi, identity: Identity) -> None:
         self._api = api
         self._identity = identity
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from scheduler.backends.base import Identity
-from scheduler.backends.kubernetes.client import Resource
-from scheduler.backends.kubernetes.creating import Api
+from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     LABEL_BATCH_NAME,
@@ -36,13 +35,7 @@ CLOCK_SKEW_SECONDS = 2.0
 LIST_PAGE_SIZE = 500
 
 
-class ListingApi(Api, Protocol):
-    async def list(
-        self, resource: Resource, selector: str, limit: int, token: str | None = None
-    ) -> dict[str, Any]: ...
-
-
-async def list_all(api: ListingApi, resource: Resource, selector: str) -> AsyncIterator[Any]:
+async def list_all(api: KubeApi, resource: Resource, selector: str) -> AsyncIterator[Any]:
     token: str | None = None
     while True:
         page = await api.list(resource, selector, LIST_PAGE_SIZE, token)
@@ -70,7 +63,7 @@ def _is_restart(obj: dict[str, Any]) -> bool:
 
 
 async def sweep(
-    api: ListingApi,
+    api: KubeApi,
     identity: Identity,
     now: datetime,
     finish_restart: Callable[[dict[str, Any]], Awaitable[int]] | None = None,

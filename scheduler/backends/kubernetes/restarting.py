@@ -24,10 +24,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from scheduler.backends.base import Identity, JobRecord
-from scheduler.backends.kubernetes.client import Resource
+from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     ANNOTATION_CREATED_AT,
@@ -80,30 +80,6 @@ _DROPPED_ANNOTATIONS = (
     ANNOTATION_STARTED_AT,
     ANNOTATION_COMMIT_DEADLINE,
 )
-
-
-class RestartApi(Protocol):
-    async def get(self, resource: Resource, name: str) -> dict[str, Any]: ...
-
-    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    async def patch(
-        self, resource: Resource, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]: ...
-
-    async def delete(
-        self,
-        resource: Resource,
-        name: str,
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation: str = "Background",
-    ) -> None: ...
-
-    async def list(
-        self, resource: Resource, selector: str, limit: int, token: str | None = None
-    ) -> dict[str, Any]: ...
 
 
 # -- pure: the replacement and the record ---------------------------------------------------------
@@ -208,7 +184,7 @@ def _has_service(job: dict[str, Any]) -> bool:
 class Restarter:
     def __init__(
         self,
-        api: RestartApi,
+        api: KubeApi,
         identity: Identity,
         grace_seconds: float,
         clock: Callable[[], datetime],
