@@ -4,7 +4,8 @@ the history.
     .venv/bin/python bench/local_bench.py [--jobs 1000] [--max-parallel 4] [--in-flight 50]
 
 It starts `python -m scheduler --backend local` on a free port with a state dir of its own. It
-POSTs `--jobs` jobs (each `sh -c "exit 0"`): `--sequential` of them one at a time, the rest with
+POSTs `--jobs` jobs (each `sh -c "exit 0"`): `--sequential` of them one at a time (while jobs that
+fill every slot keep them waiting, so no process start competes), the rest with
 `--in-flight` requests at a time, waits until every one has finished, and prints the POST
 latency (p50, p95), the errors, the jobs that finished or were lost, and the scheduler's RSS
 before and after. Targets (issue 8): POST p50 <= 5 ms; all jobs finish with 0 errors and no job
@@ -57,7 +58,9 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def _measure(url: str, jobs: int, in_flight: int, sequential: int, pid: int) -> None:
+async def _measure(
+    url: str, jobs: int, in_flight: int, sequential: int, max_parallel: int, pid: int
+) -> None:
     async with aiohttp.ClientSession() as session:
         while True:
             try:
@@ -68,7 +71,13 @@ async def _measure(url: str, jobs: int, in_flight: int, sequential: int, pid: in
                 pass
             await asyncio.sleep(0.1)
         rss_idle = _rss_mib(pid)
-        # One request at a time: the latency of a POST itself, not of a queue of them.
+        # One request at a time: the latency of a POST itself, not of a queue of them, nor of
+        # the job's process starting (which jobs filling every slot keep from happening).
+        blockers = []
+        for _ in range(max_parallel):
+            body = {"command": ["sh", "-c", "sleep 3600"]}
+            async with session.post(f"{url}/api/v1/jobs", json=body) as response:
+                blockers.append((await response.json())["name"])
         single: list[float] = []
         for index in range(sequential):
             started = time.perf_counter()
@@ -80,7 +89,11 @@ async def _measure(url: str, jobs: int, in_flight: int, sequential: int, pid: in
             f"POST /api/v1/jobs, one at a time: p50 {statistics.median(single) * 1000:.2f} ms, "
             f"p95 {single[int(len(single) * 0.95)] * 1000:.2f} ms ({sequential} requests)"
         )
-        jobs += sequential
+        for name in blockers:
+            async with session.post(f"{url}/api/v1/jobs/{name}/stop") as response:
+                await response.read()
+        burst = jobs
+        jobs = burst + sequential + len(blockers)
         latencies: list[float] = []
         errors = 0
         slots = asyncio.Semaphore(in_flight)
@@ -97,12 +110,12 @@ async def _measure(url: str, jobs: int, in_flight: int, sequential: int, pid: in
                     errors += response.status != 200
 
         began = time.perf_counter()
-        await asyncio.gather(*(post(i) for i in range(jobs - sequential)))
+        await asyncio.gather(*(post(i) for i in range(burst)))
         submitted = time.perf_counter() - began
         while True:
             async with session.get(f"{url}/api/v1/jobs") as response:
                 listed = await response.json()
-            done = [j for j in listed if j["status"] in ("Succeeded", "Failed")]
+            done = [j for j in listed if j["status"] in ("Succeeded", "Failed", "Stopped")]
             if len(done) >= jobs or len(listed) < jobs - errors:
                 break
             await asyncio.sleep(0.5)
@@ -112,7 +125,7 @@ async def _measure(url: str, jobs: int, in_flight: int, sequential: int, pid: in
         print(
             f"POST /api/v1/jobs p50 {statistics.median(latencies) * 1000:.2f} ms, "
             f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.2f} ms, "
-            f"{errors} errors, {jobs} submitted in {submitted:.1f} s"
+            f"{errors} errors, {burst} submitted in {submitted:.1f} s"
         )
         print(
             f"jobs listed {len(listed)}, succeeded {succeeded}, lost {jobs - len(listed)}, "
@@ -171,6 +184,7 @@ def main() -> int:
                     args.jobs - args.sequential,
                     args.in_flight,
                     args.sequential,
+                    args.max_parallel,
                     process.pid,
                 )
             )

@@ -34,6 +34,7 @@ from scheduler.backends.local.failures import Verdict, judge
 from scheduler.backends.local.keys import LocalKeys
 from scheduler.backends.local.records import job_record, pod_record
 from scheduler.backends.local.serialize import (
+    Attempt,
     AttemptReason,
     ConditionType,
     JobChanges,
@@ -147,18 +148,18 @@ class LocalBackend:
     async def create_job(self, request: JobRequest) -> JobRecord:
         _check_runnable(request)
         stored = await self._store.add_job(request, self._clock())
-        record = await self._refresh(stored.name)
+        # A new job has no attempts: its record comes from the row just written, not a re-read.
+        record = self._publish(stored)
         self._wake.set()
-        assert record is not None
         return record
 
     async def create_batch(self, batch: BatchRequest) -> list[JobRecord]:
         for request in batch.jobs:
             _check_runnable(request)
         stored = await self._store.add_batch(batch, self._clock())
-        records = [await self._refresh(job.name) for job in stored]
+        records = [self._publish(job) for job in stored]
         self._wake.set()
-        return [record for record in records if record is not None]
+        return records
 
     async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
         job = await self._get(name)
@@ -426,7 +427,13 @@ class LocalBackend:
         job = await self._store.get(name)
         if job is None:
             return None
-        attempts = await self._store.attempts(name)
+        return self._publish(job, await self._store.attempts(name), publish)
+
+    def _publish(
+        self, job: StoredJob, attempts: list[Attempt] | None = None, publish: bool = True
+    ) -> JobRecord:
+        attempts = attempts or []
+        name = job.name
         record = job_record(job, attempts)
         previous = self._jobs.get(name)
         self._jobs[name] = record
