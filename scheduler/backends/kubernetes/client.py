@@ -108,6 +108,18 @@ async def _json(call: Awaitable[aiohttp.ClientResponse]) -> dict[str, Any]:
     return result
 
 
+async def _opened(call: Awaitable[aiohttp.ClientResponse]) -> aiohttp.ClientResponse:
+    """A streamed call's response, open; our errors for an unreachable server or an error."""
+    try:
+        response = await call
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise BackendUnavailableError(f"the Kubernetes API cannot be reached: {exc!r}") from exc
+    if response.status >= 400:
+        async with response:
+            raise error_for(response.status, await response.read())
+    return response
+
+
 async def load_configuration(kubeconfig: Path | None) -> k8s.Configuration:
     configuration = k8s.Configuration()
     if kubeconfig is not None and not await asyncio.to_thread(kubeconfig.is_file):
@@ -228,8 +240,8 @@ class KubeApi:
         self, resource: Resource, selector: str, resource_version: str
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Raw watch events after `resource_version`; first a None once the stream is open."""
-        try:
-            response = await self._method("list", resource)(
+        response = await _opened(
+            self._method("list", resource)(
                 self._namespace,
                 label_selector=selector,
                 watch=True,
@@ -238,11 +250,8 @@ class KubeApi:
                 timeout_seconds=WATCH_SERVER_TIMEOUT_SECONDS + random.randint(0, 60),
                 _request_timeout=WATCH_CLIENT_TIMEOUT_SECONDS,
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise BackendUnavailableError(f"the Kubernetes API cannot be reached: {exc!r}") from exc
+        )
         async with response:
-            if response.status >= 400:
-                raise error_for(response.status, await response.read())
             yield None
             try:
                 async for line in response.content:
@@ -262,8 +271,8 @@ class KubeApi:
     ) -> AsyncGenerator[bytes, None]:
         """A pod's container log as the API server sends it; first an empty chunk once the
         stream is open. With `follow` it ends when the container does."""
-        try:
-            response = await self._apis["core"].read_namespaced_pod_log_without_preload_content(
+        response = await _opened(
+            self._apis["core"].read_namespaced_pod_log_without_preload_content(
                 name,
                 self._namespace,
                 container=container,
@@ -272,11 +281,8 @@ class KubeApi:
                 timestamps=timestamps,
                 _request_timeout=LOG_TIMEOUT_SECONDS,
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise BackendUnavailableError(f"the Kubernetes API cannot be reached: {exc!r}") from exc
+        )
         async with response:
-            if response.status >= 400:
-                raise error_for(response.status, await response.read())
             yield b""
             try:
                 async for chunk in response.content.iter_chunked(LOG_CHUNK_BYTES):
