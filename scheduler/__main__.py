@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+import uvloop
 from aiohttp import web
 
 from scheduler.app import create_app
@@ -54,6 +55,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             shutdown_timeout=settings.shutdown_timeout_seconds,
             access_log=None,
             print=None,
+            # uvloop: the same asyncio API, with socket I/O and scheduling in C.
+            loop=uvloop.new_event_loop(),
         )
     except ConfigError as exc:
         log.error("%s", exc)
