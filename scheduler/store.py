@@ -8,6 +8,7 @@ that carry its name. Jobs whose creation is not committed are nobody's yet and s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -139,6 +140,8 @@ class JobView:
         if self._is_buried(record.name):
             return
         self._jobs[record.name] = record
+        if known is not None and _same_but_version(known, record):
+            return
         if record.batch_name is not None:
             self._batches.setdefault(record.batch_name, set()).add(record.name)
         self._refresh(record.name)
@@ -220,6 +223,8 @@ class JobView:
         if previous is not None and previous.job_name != pod.job_name:
             self._remove_pod(pod.name)
         self._pods[pod.name] = pod
+        if previous is not None and _same_but_version(previous, pod):
+            return
         self._pods_of.setdefault(pod.job_name, set()).add(pod.name)
         if pod.job_name in self._jobs:
             self._refresh(pod.job_name)
@@ -250,6 +255,15 @@ class JobView:
     def _notify(self, name: str, old: JobStatus | None, new: JobStatus | None) -> None:
         for listener in self._listeners:
             listener(name, old, new)
+
+
+def _same_but_version(known: Record, new: Record) -> bool:
+    """Most watch events change nothing a status shows (a pod scheduled, a status write that
+    only moves counters the records do not keep): they need no new status."""
+    return (
+        type(known) is type(new)
+        and dataclasses.replace(known, resource_version=new.resource_version) == new
+    )
 
 
 def _older(version: str, than: str) -> bool:

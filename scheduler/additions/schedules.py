@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from scheduler.additions import TAG
-from scheduler.models.wire import Timestamps
+from scheduler.models.wire import Time, Timestamps
 
 
 class ScheduleStatus(Timestamps):
@@ -28,8 +27,8 @@ class ScheduleStatus(Timestamps):
         description="Allow: runs may overlap\nForbid: a tick is skipped while a run is active\n"
         "Replace: a tick stops the active runs, then starts"
     )
-    next_run: datetime = Field(alias="nextRun", description="When the next run starts")
-    last_run: datetime | None = Field(
+    next_run: Time = Field(alias="nextRun", description="When the next run starts")
+    last_run: Time | None = Field(
         default=None,
         alias="lastRun",
         description="When the latest run still in the job list was created",

@@ -3,7 +3,6 @@ field names and types; `swagger.json` is generated from these classes."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from pydantic import (
     model_serializer,
 )
 
-from scheduler.models.wire import Int32, Int64, Timestamps, Wire
+from scheduler.models.wire import Int32, Int64, Time, Timestamps, Wire
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
@@ -175,14 +174,14 @@ class PodStatus(Timestamps):
     """PodStatus contains details for the current status of the job's pods."""
 
     name: str = Field(description="Pod name")
-    created: datetime | None = Field(default=None, description="Created timestamp")
-    start_time: datetime | None = Field(
+    created: Time | None = Field(default=None, description="Created timestamp")
+    start_time: Time | None = Field(
         default=None, alias="startTime", description="The time at which the pod started"
     )
-    end_time: datetime | None = Field(
+    end_time: Time | None = Field(
         default=None, alias="endTime", description="The time at which the pod finished"
     )
-    container_started: datetime | None = Field(
+    container_started: Time | None = Field(
         default=None, alias="containerStarted", description="Container started timestamp"
     )
     replica_status: ReplicaStatus = Field(
@@ -235,10 +234,10 @@ class JobStatus(Timestamps):
         default=None, alias="batchId", description="Defines a user defined ID of the batch."
     )
     name: str = Field(description="Name of the job", examples=["compute-20210407105556-rkwaibwe"])
-    created: datetime | None = Field(default=None, description="Created timestamp")
-    started: datetime | None = Field(default=None, description="Started timestamp")
-    ended: datetime | None = Field(default=None, description="Ended timestamp")
-    updated: datetime | None = Field(
+    created: Time | None = Field(default=None, description="Created timestamp")
+    started: Time | None = Field(default=None, description="Started timestamp")
+    ended: Time | None = Field(default=None, description="Ended timestamp")
+    updated: Time | None = Field(
         default=None, description="Updated timestamp when the status was updated"
     )
     status: JobStatusEnum = Field(

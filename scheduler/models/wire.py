@@ -4,9 +4,9 @@ its time format."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 # Swagger 2.0 integer formats, as in Radix's definitions (generated clients pick types from them).
 Int32 = Annotated[int, Field(json_schema_extra={"format": "int32"})]
@@ -25,9 +25,10 @@ def rfc3339(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Timestamps(Wire):
-    """Times go out as RFC 3339 UTC with second precision, as the Kubernetes API gives them."""
+# Times go out as RFC 3339 UTC with second precision, as the Kubernetes API gives them. Only time
+# fields carry the serializer: one on every field ("*") made a job's JSON three times as slow.
+Time = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
 
-    @field_serializer("*", when_used="json", check_fields=False)
-    def _times(self, value: Any) -> Any:
-        return rfc3339(value) if isinstance(value, datetime) else value
+
+class Timestamps(Wire):
+    """A model with `Time` fields."""
