@@ -1,15 +1,13 @@
-"""Benchmark: the scheduler's GET and POSTs against what they replace, and its memory.
+"""Benchmark: the scheduler against the API calls it makes, side by side in one run.
 
-Starts the fake API server and the scheduler as two separate processes on 127.0.0.1, seeds N jobs
-through the scheduler, then compares in one run:
-  GET /api/v1/jobs                  vs  the raw LIST of the same jobs (typed, and raw JSON)
-  POST /api/v1/jobs                 vs  the creates it needs (Job, then Secret, then Service)
-  POST /api/v1/batches (M jobs)     vs  the same M jobs' creates, as many in flight as the
-                                        scheduler's connection pool holds
-  the scheduler's RSS with 0 and N jobs in its view.
+Against the fake API server (started here) or, with --kubeconfig, a real cluster:
+  POST /api/v1/jobs p50          vs  its Job, Secret and Service created directly (aiohttp, JSON)
+  a burst of POSTs, N in flight  vs  as many such triples, N in flight: jobs/s
+  GET /api/v1/jobs at each level vs  a raw LIST of the same Jobs (aiohttp GET + json parse)
+  the scheduler's RSS idle, with the first level's jobs, and with --memory-jobs jobs
 Run by hand:
-  .venv/bin/python bench/bench.py [--jobs 1000] [--requests 500] [--batch-jobs 100]
-      [--batch-rounds 3]
+  .venv/bin/python bench/bench.py [--requests 300] [--burst 500] [--get-levels 1000,5000]
+      [--memory-jobs 10000] [--kubeconfig PATH --namespace NS --raw-namespace NS2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -20,334 +18,113 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import aiohttp
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script: make `scheduler` importable from the repo
 
-from kubernetes.aio import client as k8s  # noqa: E402
+from procs import (  # noqa: E402
+    HOST,
+    RADIXCONFIG,
+    START_TIMEOUT_SECONDS,
+    BenchError,
+    chart_memory_limit,
+    free_port,
+    peak_rss_mib,
+    rss_mib,
+    running,
+    wait_for_kubeconfig,
+)
+from raw import BENCH_SELECTOR, RawError, RawKube  # noqa: E402
+from report import Level, Report, Timings, render  # noqa: E402
+from schedclient import MAX_IN_FLIGHT, PAYLOAD, SchedulerClient, wait_until  # noqa: E402
 
 from scheduler.app import identity_of  # noqa: E402
 from scheduler.backends.kubernetes.client import (  # noqa: E402
     CONNECTION_POOL_SIZE,
     load_configuration,
 )
-from scheduler.backends.kubernetes.manifests import (  # noqa: E402
-    build_job,
-    build_payload_secret,
-    build_service,
-    label_selector,
-)
-from scheduler.domain.jobs import build_request  # noqa: E402
-from scheduler.models import MAX_BATCH_JOBS, JobScheduleDescription  # noqa: E402
+from scheduler.backends.kubernetes.manifests import label_selector  # noqa: E402
+from scheduler.errors import ConfigError  # noqa: E402
+from scheduler.models import MAX_BATCH_JOBS  # noqa: E402
 from scheduler.settings import Settings, load_settings  # noqa: E402
 
-HOST = "127.0.0.1"
+# events_bench.py imports the process helpers from here.
+__all__ = [
+    "HOST",
+    "RADIXCONFIG",
+    "START_TIMEOUT_SECONDS",
+    "BenchError",
+    "free_port",
+    "main",
+    "rss_mib",
+    "running",
+    "wait_for_kubeconfig",
+]
+
 NAMESPACE = "bench"
 # The raw creates go to another namespace so the scheduler does not see them as its jobs.
 RAW_NAMESPACE = "bench-raw"
-PAYLOAD = '{"x": 10, "y": 20}'
-SEED_CONCURRENCY = 16
 WARMUP_REQUESTS = 10
-START_TIMEOUT_SECONDS = 60.0
-SEED_TIMEOUT_SECONDS = 300.0
-STOP_TIMEOUT_SECONDS = 10.0
-REQUEST_TIMEOUT_SECONDS = 30.0
-GET_TARGET = 0.25  # GET /api/v1/jobs p50 at most this fraction of a typed LIST
-POST_TARGET = 1.3  # POST /api/v1/jobs p50 at most this multiple of the raw creates
-BATCH_TARGET = 1.5  # POST /api/v1/batches median at most this multiple of the raw creates
-# The raw creates of a batch's jobs run with as many in flight as the scheduler's pool holds.
-RAW_BATCH_CONCURRENCY = CONNECTION_POOL_SIZE
+WARMUP_POSTS = 5
 WARMUP_BATCH_JOBS = 5
-
-# Jobs that outlive the benchmark: they stay Running, so nothing is pruned or changes under us.
-RADIXCONFIG = """\
-apiVersion: radix.equinor.com/v1
-kind: RadixApplication
-metadata:
-  name: myapp
-spec:
-  environments:
-    - name: dev
-  jobs:
-    - name: compute
-      image: busybox:1.36
-      schedulerPort: 8000
-      runAsUser: 1000
-      payload:
-        path: /compute/args
-      ports:
-        - name: http
-          port: 3000
-      command: ["sh", "-c", "sleep 100000; exit 0"]
-"""
-
-TABLE_HEADER = f"{'measure':<44}{'p50 ms':>10}{'p95 ms':>10}"
-RATIO_HEADER = f"{'ratio (p50)':<44}{'value':>10}{'target':>10}  verdict"
-RSS_HEADER = f"{'scheduler RSS':<44}{'MiB':>10}"
-BATCH_HEADER_COLUMNS = f"{'median ms':>10}{'max ms':>10}"
+IDLE_SETTLE_SECONDS = 1.0
+# Waiting for seeded jobs to show Running: this long, plus this much per job in the view.
+WAIT_BASE_SECONDS, WAIT_PER_JOB_SECONDS = 120.0, 0.1
+# The fake keeps this many watch events per kind, so a resumed watch never needs a relist.
+FAKE_HISTORY_SIZE = 200_000
+MAX_JOBS = 50_000
+HISTORY_LIMIT = 10 * MAX_JOBS  # the scheduler prunes nothing
 
 
-class BenchError(Exception):
-    """The benchmark could not run; the message says which step failed."""
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
-class Timings:
-    label: str
-    seconds: list[float]
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.seconds) * 1000
-
-    @property
-    def p95_ms(self) -> float:
-        ordered = sorted(self.seconds)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
-
-    @property
-    def max_ms(self) -> float:
-        return max(self.seconds) * 1000
+def wait_seconds(jobs: int) -> float:
+    return WAIT_BASE_SECONDS + WAIT_PER_JOB_SECONDS * jobs
 
 
-@dataclass(frozen=True)
-class Report:
-    jobs: int
-    requests: int
-    get: Timings
-    list_typed: Timings
-    list_raw: Timings
-    post: Timings
-    creates: Timings
-    batch_jobs: int
-    batch: Timings
-    batch_creates: Timings
-    rss_empty_mib: float
-    rss_full_mib: float
-    get_body_bytes: int
-
-
-# -- processes --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def running(name: str, argv: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `argv` in its own session (Ctrl-C reaches only us); stop it on the way out."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            list(argv), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.returncode not in (0, -signal.SIGTERM):
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            print(f"{name} exited with {process.returncode}; log tail:", file=sys.stderr)
-            print("\n".join(tail), file=sys.stderr)
-
-
-def wait_for_kubeconfig(path: Path, fake: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if fake.poll() is not None:
-            raise BenchError(f"the fake API server exited with {fake.returncode}")
-        with contextlib.suppress(OSError, yaml.YAMLError):
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if isinstance(document, dict) and document.get("clusters"):
-                return
-        time.sleep(0.05)
-    raise BenchError(f"the fake API server wrote no kubeconfig to {path}")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for process {pid}")
-
-
-# -- measuring --------------------------------------------------------------------------------
-
-
-async def timed(
-    label: str, count: int, call: Callable[[int], Awaitable[object]], warmup: int = WARMUP_REQUESTS
-) -> Timings:
-    """`count` sequential calls after `warmup` unmeasured ones."""
-    for i in range(warmup):
-        await call(i)
-    seconds = []
-    for i in range(count):
+async def measure_level(
+    client: SchedulerClient, raw: RawKube, settings: Settings, jobs: int, requests: int, pid: int
+) -> Level:
+    """Sequential GETs and raw LISTs of the same jobs, taking turns, after a warm-up."""
+    selector = label_selector(identity_of(settings))
+    listed = await raw.list_jobs(settings.namespace, selector)
+    if listed != jobs:
+        raise BenchError(f"the API server lists {listed} jobs, GET /api/v1/jobs {jobs}")
+    for _ in range(WARMUP_REQUESTS):
+        await client.get_jobs()
+        await raw.list_jobs(settings.namespace, selector)
+    gets, lists = [], []
+    body = b""
+    for _ in range(requests):
         start = time.perf_counter()
-        await call(i)
-        seconds.append(time.perf_counter() - start)
-    return Timings(label, seconds)
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]],
-    within_seconds: float,
-    what: str,
-    alive: Callable[[], None],
-) -> None:
-    deadline = time.monotonic() + within_seconds
-    while not await predicate():
-        alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"{what}: not reached within {within_seconds:.0f}s")
-        await asyncio.sleep(0.1)
-
-
-class Bench:
-    def __init__(
-        self,
-        http: aiohttp.ClientSession,
-        api: k8s.ApiClient,
-        settings: Settings,
-        alive: Callable[[], None],
-    ) -> None:
-        self.http, self.alive = http, alive
-        self.batch, self.core = k8s.BatchV1Api(api), k8s.CoreV1Api(api)
-        self.definition = settings.definition
-        raw_settings = settings.model_copy(update={"namespace": RAW_NAMESPACE})
-        self.raw_identity = identity_of(raw_settings)
-        self.selector = label_selector(identity_of(settings))
-
-    async def ready(self) -> bool:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with self.http.get("/readyz") as response:
-                return response.status == 200
-        return False
-
-    async def statuses(self) -> list[str]:
-        async with self.http.get("/api/v1/jobs") as response:
-            response.raise_for_status()
-            return [job["status"] for job in await response.json()]
-
-    async def get_jobs(self, _: int = 0) -> bytes:
-        async with self.http.get("/api/v1/jobs") as response:
-            response.raise_for_status()
-            return await response.read()
-
-    async def post_job(self, _: int = 0) -> None:
-        body = json.dumps({"payload": PAYLOAD})
-        async with self.http.post("/api/v1/jobs", data=body) as response:
-            if response.status != 200:
-                raise BenchError(f"POST /api/v1/jobs: {response.status} {await response.text()}")
-            await response.read()
-
-    async def list_typed(self, _: int = 0) -> int:
-        jobs = await self.batch.list_namespaced_job(NAMESPACE, label_selector=self.selector)
-        return len(jobs.items)
-
-    async def list_raw(self, _: int = 0) -> int:
-        response = await self.batch.list_namespaced_job_without_preload_content(
-            NAMESPACE, label_selector=self.selector
-        )
-        async with response:
-            return len(json.loads(await response.read())["items"])
-
-    async def post_batch(self, jobs: int) -> None:
-        body = json.dumps({"jobScheduleDescriptions": [{"payload": PAYLOAD}] * jobs})
-        async with self.http.post("/api/v1/batches", data=body) as response:
-            if response.status != 200:
-                raise BenchError(f"POST /api/v1/batches: {response.status} {await response.text()}")
-            created = len((await response.json()).get("jobStatuses") or [])
-        if created != jobs:
-            raise BenchError(f"POST /api/v1/batches answered {created} jobs, not {jobs}")
-
-    async def raw_batch_creates(self, jobs: int, prefix: str) -> None:
-        """The creates of `jobs` POSTs, each sequential, at most RAW_BATCH_CONCURRENCY at once."""
-        gate = asyncio.Semaphore(RAW_BATCH_CONCURRENCY)
-
-        async def one(i: int) -> None:
-            async with gate:
-                await self.raw_creates(i, prefix)
-
-        await asyncio.gather(*(one(i) for i in range(jobs)))
-
-    async def raw_creates(self, index: int, prefix: str = "raw") -> None:
-        """What one POST needs from the API server, sequentially, with the same client calls."""
-        name = f"{prefix}-{index:06d}-{time.monotonic_ns() % 10**9:09d}"
-        description = JobScheduleDescription(payload=PAYLOAD)
-        request = build_request(self.definition, description, name)
-        identity = self.raw_identity
-        job = await self._created(
-            self.batch.create_namespaced_job_without_preload_content(
-                RAW_NAMESPACE, k8s.V1Job.model_validate(build_job(identity, request))
-            )
-        )
-        uid = job["metadata"]["uid"]
-        secret = build_payload_secret(identity, request, uid)
-        service = build_service(identity, request, uid)
-        assert secret is not None and service is not None, "the bench job has payload and ports"
-        await self._created(
-            self.core.create_namespaced_secret_without_preload_content(
-                RAW_NAMESPACE, k8s.V1Secret.model_validate(secret)
-            )
-        )
-        await self._created(
-            self.core.create_namespaced_service_without_preload_content(
-                RAW_NAMESPACE, k8s.V1Service.model_validate(service)
-            )
-        )
-
-    @staticmethod
-    async def _created(call: Awaitable[aiohttp.ClientResponse]) -> dict[str, Any]:
-        response = await call
-        async with response:
-            body = await response.read()
-            if response.status >= 300:
-                raise BenchError(f"raw create: {response.status} {body[:200]!r}")
-        result: dict[str, Any] = json.loads(body)
-        return result
-
-    async def seed(self, count: int) -> None:
-        gate = asyncio.Semaphore(SEED_CONCURRENCY)
-
-        async def one(i: int) -> None:
-            async with gate:
-                await self.post_job(i)
-
-        await asyncio.gather(*(one(i) for i in range(count)))
-
-    async def all_running(self, count: int) -> bool:
-        statuses = await self.statuses()
-        return len(statuses) == count and all(s == "Running" for s in statuses)
+        body = await client.get_jobs()
+        middle = time.perf_counter()
+        await raw.list_jobs(settings.namespace, selector)
+        gets.append(middle - start)
+        lists.append(time.perf_counter() - middle)
+    return Level(
+        jobs=jobs,
+        get=Timings("GET /api/v1/jobs", gets),
+        list_raw=Timings("raw LIST", lists),
+        body_bytes=len(body),
+        rss_mib=rss_mib(pid),
+    )
 
 
 async def measure(
-    args: argparse.Namespace, kubeconfig: Path, settings: Settings, pid: int
+    args: argparse.Namespace, kubeconfig: Path, settings: Settings, pid: int, where: str
 ) -> Report:
     def alive() -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -355,151 +132,202 @@ async def measure(
             return
         raise BenchError("the scheduler process is gone")
 
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+    run = uuid.uuid4().hex[:6]
+    raw_identity = identity_of(settings.model_copy(update={"namespace": args.raw_namespace}))
+    configuration = await load_configuration(kubeconfig)
     async with (
-        aiohttp.ClientSession(f"http://{HOST}:{settings.port}", timeout=timeout) as http,
-        k8s.ApiClient(await load_configuration(kubeconfig)) as api,
+        SchedulerClient.session(f"http://{HOST}:{settings.port}") as http,
+        RawKube(configuration, settings.definition, raw_identity) as raw,
     ):
-        bench = Bench(http, api, settings, alive)
-        await wait_until(bench.ready, START_TIMEOUT_SECONDS, "scheduler ready", alive)
-        await timed("warm-up", 0, bench.get_jobs)
-        rss_empty = rss_mib(pid)
+        client = SchedulerClient(http, alive)
+        await wait_until(client.ready, START_TIMEOUT_SECONDS, "scheduler ready", alive)
+        for _ in range(WARMUP_REQUESTS):
+            await client.get_jobs()
+        await asyncio.sleep(IDLE_SETTLE_SECONDS)
+        rss_idle = rss_mib(pid)
 
-        # POSTs and raw creates take turns, so both meet the same server load; the POSTs are
-        # the first of the N jobs, the rest is seeded concurrently.
-        measured = min(args.requests, args.jobs)
-        post_seconds: list[float] = []
-        create_seconds: list[float] = []
-        for i in range(measured):
+        # POSTs and raw triples take turns, so both meet the same server load.
+        progress(f"measuring {args.requests} POSTs and as many raw creates ...")
+        for i in range(WARMUP_POSTS):
+            await client.post_job()
+            await raw.create_triple(f"raw{run}-w{i}", PAYLOAD)
+        posts, creates = [], []
+        for i in range(args.requests):
             start = time.perf_counter()
-            await bench.post_job()
+            await client.post_job()
             middle = time.perf_counter()
-            await bench.raw_creates(i)
-            post_seconds.append(middle - start)
-            create_seconds.append(time.perf_counter() - middle)
-        print(f"seeding {args.jobs - measured} more jobs ...", file=sys.stderr)
-        await bench.seed(args.jobs - measured)
-        await wait_until(
-            lambda: bench.all_running(args.jobs),
-            SEED_TIMEOUT_SECONDS,
-            f"{args.jobs} jobs Running in GET /api/v1/jobs",
-            alive,
-        )
-        if await bench.list_raw() != args.jobs or await bench.list_typed() != args.jobs:
-            raise BenchError(f"the API server does not list exactly {args.jobs} jobs")
-        body = await bench.get_jobs()
-        if len(json.loads(body)) != args.jobs:
-            raise BenchError(f"GET /api/v1/jobs does not answer exactly {args.jobs} jobs")
+            await raw.create_triple(f"raw{run}-p{i:05d}", PAYLOAD)
+            posts.append(middle - start)
+            creates.append(time.perf_counter() - middle)
 
-        print(f"measuring {args.requests} requests each ...", file=sys.stderr)
-        get = await timed("GET /api/v1/jobs (scheduler)", args.requests, bench.get_jobs)
-        typed = await timed("LIST typed (list_namespaced_job)", args.requests, bench.list_typed)
-        raw = await timed("LIST raw JSON (without_preload + loads)", args.requests, bench.list_raw)
-        rss_full = rss_mib(pid)
+        progress(f"bursts of {args.burst}, {args.burst_concurrency} in flight ...")
+        burst = await client.burst(args.burst, args.burst_concurrency)
+        raw_burst = await raw.burst(args.burst, args.burst_concurrency, f"raw{run}-b", PAYLOAD)
 
-        # Last, so the batches' jobs are not in the LISTs above. Batches and raw creates take
-        # turns, after one small unmeasured round of each.
-        print(
-            f"measuring {args.batch_rounds} batches of {args.batch_jobs} jobs ...", file=sys.stderr
+        levels, seedings = [], []
+        for level in args.get_levels:
+            progress(f"seeding up to {level} jobs ...")
+            seedings.append(await client.seed(level, args.seed_concurrency, wait_seconds(level)))
+            progress(f"measuring {args.requests} GETs and raw LISTs at {seedings[-1].listed} jobs")
+            levels.append(
+                await measure_level(client, raw, settings, seedings[-1].listed, args.requests, pid)
+            )
+        progress(f"seeding up to {args.memory_jobs} jobs ...")
+        seedings.append(
+            await client.seed(
+                args.memory_jobs, args.seed_concurrency, wait_seconds(args.memory_jobs)
+            )
         )
-        await bench.post_batch(WARMUP_BATCH_JOBS)
-        await bench.raw_batch_creates(WARMUP_BATCH_JOBS, "warm")
-        batch_seconds: list[float] = []
-        batch_create_seconds: list[float] = []
-        for round_ in range(args.batch_rounds):
-            start = time.perf_counter()
-            await bench.post_batch(args.batch_jobs)
-            middle = time.perf_counter()
-            await bench.raw_batch_creates(args.batch_jobs, f"batch{round_}")
-            batch_seconds.append(middle - start)
-            batch_create_seconds.append(time.perf_counter() - middle)
+        memory_jobs, rss_memory = seedings[-1].listed, rss_mib(pid)
+
+        batch = batch_creates = None
+        if args.batch_rounds:
+            # For information; last, so the batches' jobs are in none of the figures above.
+            progress(f"measuring {args.batch_rounds} batches of {args.batch_jobs} jobs ...")
+            await client.post_batch(WARMUP_BATCH_JOBS)
+            await raw.burst(WARMUP_BATCH_JOBS, CONNECTION_POOL_SIZE, f"raw{run}-kw", PAYLOAD)
+            batch_seconds, create_seconds = [], []
+            for round_ in range(args.batch_rounds):
+                start = time.perf_counter()
+                await client.post_batch(args.batch_jobs)
+                middle = time.perf_counter()
+                created = await raw.burst(
+                    args.batch_jobs, CONNECTION_POOL_SIZE, f"raw{run}-k{round_}", PAYLOAD
+                )
+                if created.errors:
+                    raise BenchError(f"raw creates of a batch: {created.samples[0]}")
+                batch_seconds.append(middle - start)
+                create_seconds.append(time.perf_counter() - middle)
+            batch = Timings("POST /api/v1/batches", batch_seconds)
+            batch_creates = Timings("raw creates", create_seconds)
+        limit, limit_mib = chart_memory_limit()
         return Report(
-            jobs=args.jobs,
+            where=where,
             requests=args.requests,
-            get=get,
-            list_typed=typed,
-            list_raw=raw,
-            post=Timings("POST /api/v1/jobs (scheduler)", post_seconds),
-            creates=Timings("raw creates: Job, then Secret, Service", create_seconds),
+            post=Timings("POST /api/v1/jobs", posts),
+            creates=Timings("raw creates", creates),
+            burst=burst,
+            raw_burst=raw_burst,
+            levels=levels,
+            rss_idle_mib=rss_idle,
+            memory_jobs=memory_jobs,
+            rss_memory_mib=rss_memory,
+            peak_rss_mib=peak_rss_mib(pid),
+            chart_limit=limit,
+            chart_limit_mib=limit_mib,
+            seedings=seedings,
             batch_jobs=args.batch_jobs,
-            batch=Timings("POST /api/v1/batches (scheduler)", batch_seconds),
-            batch_creates=Timings(
-                f"raw creates, {RAW_BATCH_CONCURRENCY} jobs in flight", batch_create_seconds
-            ),
-            rss_empty_mib=rss_empty,
-            rss_full_mib=rss_full,
-            get_body_bytes=len(body),
+            batch=batch,
+            batch_creates=batch_creates,
         )
 
 
-# -- reporting --------------------------------------------------------------------------------
+# -- before and after -------------------------------------------------------------------------
 
 
-def _ratio_line(label: str, value: float, target: float | None) -> str:
-    if target is None:
-        return f"{label:<44}{value:>10.3f}{'-':>10}  (lower bound, for information)"
-    verdict = "MET" if value <= target else "MISSED"
-    return f"{label:<44}{value:>10.3f}{f'<= {target}':>10}  {verdict}"
+async def precheck(args: argparse.Namespace, kubeconfig: Path, settings: Settings) -> str:
+    """The API server answers, and no job of the scheduler's labels is in its namespace yet
+    (they would be in the view, and the clean-up would delete them); what the run is against."""
+    raw_identity = identity_of(settings.model_copy(update={"namespace": args.raw_namespace}))
+    selector = label_selector(identity_of(settings))
+    try:
+        configuration = await load_configuration(kubeconfig)
+        async with RawKube(configuration, settings.definition, raw_identity) as raw:
+            present = await raw.count(settings.namespace, selector)
+            leftovers = await raw.count(args.raw_namespace, BENCH_SELECTOR)
+    except (ConfigError, RawError) as exc:
+        raise BenchError(f"the API server: {exc}") from exc
+    if any(present.values()):
+        raise BenchError(
+            f"namespace {settings.namespace} already holds objects labelled {selector} "
+            f"({present}); delete them or pick another --namespace"
+        )
+    if any(leftovers.values()):
+        progress(f"{args.raw_namespace} holds an earlier run's raw objects, deleted at the end")
+    if args.kubeconfig is None:
+        return f"fake API server on {HOST}"
+    return (
+        f"cluster {configuration.host}, namespaces {settings.namespace} (scheduler) and "
+        f"{args.raw_namespace} (raw)"
+    )
 
 
-def render(report: Report) -> str:
-    lines = [
-        f"job-scheduler benchmark: {report.jobs} jobs, {report.requests} sequential requests "
-        f"per measure, {os.cpu_count()} CPUs, fake API server and scheduler on {HOST}",
-        f"GET /api/v1/jobs answers {report.get_body_bytes / 1024:.0f} KiB of JSON",
-        "",
-        TABLE_HEADER,
-    ]
-    for timings in (
-        report.get, report.list_typed, report.list_raw, report.post, report.creates
-    ):  # fmt: skip
-        lines.append(f"{timings.label:<44}{timings.p50_ms:>10.2f}{timings.p95_ms:>10.2f}")
-    rounds = len(report.batch.seconds)
-    batch_header = f"batch of {report.batch_jobs} jobs, {rounds} round{'s' * (rounds != 1)}"
-    lines += ["", f"{batch_header:<44}{BATCH_HEADER_COLUMNS}"]
-    for timings in (report.batch, report.batch_creates):
-        lines.append(f"{timings.label:<44}{timings.p50_ms:>10.1f}{timings.max_ms:>10.1f}")
-    batch_ratio = report.batch.p50_ms / report.batch_creates.p50_ms
-    lines += [
-        "",
-        RATIO_HEADER,
-        _ratio_line("GET / LIST typed", report.get.p50_ms / report.list_typed.p50_ms, GET_TARGET),
-        _ratio_line("GET / LIST raw JSON", report.get.p50_ms / report.list_raw.p50_ms, None),
-        _ratio_line("POST / raw creates", report.post.p50_ms / report.creates.p50_ms, POST_TARGET),
-        _ratio_line("POST batch / raw creates", batch_ratio, BATCH_TARGET),
-        "",
-        RSS_HEADER,
-        f"{'with 0 jobs in its view':<44}{report.rss_empty_mib:>10.1f}",
-        f"{f'with {report.jobs} jobs in its view':<44}{report.rss_full_mib:>10.1f}",
-    ]
-    return "\n".join(lines)
+def clean_up(kubeconfig: Path, settings: Settings, raw_namespace: str, failures: list[str]) -> None:
+    """Delete every object the run created: the scheduler's by its label selector, the raw
+    creates' by the bench label."""
+    selector = label_selector(identity_of(settings))
+    manual = (
+        f"kubectl -n {settings.namespace} delete jobs,secrets,services,configmaps,pods -l "
+        f"{selector}; kubectl -n {raw_namespace} delete jobs,secrets,services,pods -l "
+        f"{BENCH_SELECTOR}"
+    )
+
+    async def delete() -> tuple[dict[str, int], dict[str, int]]:
+        configuration = await load_configuration(kubeconfig)
+        async with RawKube(configuration, settings.definition, identity_of(settings)) as raw:
+            return (
+                await raw.delete_all(settings.namespace, selector),
+                await raw.delete_all(raw_namespace, BENCH_SELECTOR),
+            )
+
+    progress("cleaning up ...")
+    try:
+        ours, raws = asyncio.run(delete())
+    except KeyboardInterrupt:
+        print(f"bench: clean-up interrupted; to finish it: {manual}", file=sys.stderr)
+        raise
+    except (ConfigError, RawError, TimeoutError, OSError) as exc:
+        failures.append(f"clean-up failed: {exc}; to finish it: {manual}")
+        return
+    progress(f"deleted in {settings.namespace}: {ours}; in {raw_namespace}: {raws}")
 
 
 # -- main -------------------------------------------------------------------------------------
 
 
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not levels or levels != sorted(set(levels)) or not 1 <= levels[0] <= levels[-1] <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"ascending job counts between 1 and {MAX_JOBS}")
+    return levels
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--jobs", type=int, default=1000, help="jobs in the view (default 1000)")
-    parser.add_argument(
-        "--requests", type=int, default=500, help="sequential requests per measure (default 500)"
-    )
-    parser.add_argument(
-        "--batch-jobs", type=int, default=100, help="jobs in each measured batch (default 100)"
-    )
-    parser.add_argument(
-        "--batch-rounds",
-        type=int,
-        default=3,
-        help="batches measured, each followed by its raw creates (default 3)",
-    )
+    add = parser.add_argument
+    add("--requests", type=int, default=300, help="sequential requests per measure (300)")
+    add("--burst", type=int, default=500, help="POSTs in the burst (500)")
+    add("--burst-concurrency", type=int, default=64, help="the burst's POSTs in flight (64)")
+    add("--get-levels", type=_levels, default=[1000, 5000], help="jobs at each GET (1000,5000)")
+    add("--memory-jobs", type=int, default=10000, help="jobs at the last RSS (10000)")
+    add("--seed-concurrency", type=int, default=64, help="seeding POSTs in flight (64)")
+    add("--batch-jobs", type=int, default=100, help="jobs in each measured batch (100)")
+    add("--batch-rounds", type=int, default=3, help="batches measured, 0 for none (3)")
+    add("--kubeconfig", type=Path, help="a real cluster's kubeconfig; no fake is started")
+    add("--namespace", default=NAMESPACE, help=f"the scheduler's namespace ({NAMESPACE})")
+    add("--raw-namespace", default=RAW_NAMESPACE, help=f"the raw creates' ({RAW_NAMESPACE})")
+    add("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args(argv)
-    if not 1 <= args.jobs <= 20000 or not 1 <= args.requests <= 20000:
-        parser.error("--jobs and --requests must be between 1 and 20000")
-    if not 1 <= args.batch_jobs <= MAX_BATCH_JOBS or not 1 <= args.batch_rounds <= 100:
+    if not 1 <= args.requests <= 20000 or not 1 <= args.burst <= MAX_JOBS:
+        parser.error(f"--requests must be between 1 and 20000, --burst between 1 and {MAX_JOBS}")
+    in_flight = (args.burst_concurrency, args.seed_concurrency)
+    if not all(1 <= count <= MAX_IN_FLIGHT for count in in_flight):
         parser.error(
-            f"--batch-jobs must be between 1 and {MAX_BATCH_JOBS}, --batch-rounds between 1 and 100"
+            f"--burst-concurrency and --seed-concurrency must be between 1 and {MAX_IN_FLIGHT}"
         )
+    if not args.get_levels[-1] <= args.memory_jobs <= MAX_JOBS:
+        parser.error(f"--memory-jobs must be between the last GET level and {MAX_JOBS}")
+    if not 1 <= args.batch_jobs <= MAX_BATCH_JOBS or not 0 <= args.batch_rounds <= 100:
+        parser.error(
+            f"--batch-jobs must be between 1 and {MAX_BATCH_JOBS}, --batch-rounds between 0 and 100"
+        )
+    if args.namespace == args.raw_namespace:
+        parser.error("--raw-namespace must differ from --namespace: the scheduler would see it")
+    if args.kubeconfig is not None and not args.kubeconfig.is_file():
+        parser.error(f"--kubeconfig {args.kubeconfig}: no such file")
     return args
 
 
@@ -510,29 +338,38 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminated)
+    started = time.monotonic()
+    failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
-        kubeconfig, config = workdir / "kubeconfig", workdir / "radixconfig.yaml"
+        kubeconfig = args.kubeconfig.resolve() if args.kubeconfig else workdir / "kubeconfig"
+        config = workdir / "radixconfig.yaml"
         config.write_text(RADIXCONFIG, encoding="utf-8")
         port = free_port()
         scheduler_argv = [
             "--config", str(config), "--job", "compute", "--environment", "dev",
-            "--namespace", NAMESPACE, "--port", str(port), "--host", HOST,
-            "--kubeconfig", str(kubeconfig), "--history-limit", "100000", "--log-level", "WARNING",
+            "--namespace", args.namespace, "--port", str(port), "--host", HOST,
+            "--kubeconfig", str(kubeconfig), "--history-limit", str(HISTORY_LIMIT),
+            "--log-level", "WARNING",
         ]  # fmt: skip
         settings = load_settings(scheduler_argv, {})
         python = sys.executable
         try:
             with contextlib.ExitStack() as processes:
-                fake = processes.enter_context(
-                    running(
-                        "fake API server",
-                        [python, "-m", "tests.fakekube", "--port", "0", "--host", HOST,
-                         "--kubeconfig", str(kubeconfig)],
-                        workdir / "fake.log",
-                    )
-                )  # fmt: skip
-                wait_for_kubeconfig(kubeconfig, fake)
+                if args.kubeconfig is None:
+                    fake = processes.enter_context(
+                        running(
+                            "fake API server",
+                            [python, "-m", "tests.fakekube", "--port", "0", "--host", HOST,
+                             "--kubeconfig", str(kubeconfig),
+                             "--history-size", str(FAKE_HISTORY_SIZE)],
+                            workdir / "fake.log",
+                        )
+                    )  # fmt: skip
+                    wait_for_kubeconfig(kubeconfig, fake)
+                where = asyncio.run(precheck(args, kubeconfig, settings))
+                # Runs after the scheduler has stopped, before the fake does.
+                processes.callback(clean_up, kubeconfig, settings, args.raw_namespace, failures)
                 scheduler = processes.enter_context(
                     running(
                         "scheduler",
@@ -540,15 +377,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         workdir / "scheduler.log",
                     )
                 )
-                report = asyncio.run(measure(args, kubeconfig, settings, scheduler.pid))
-        except BenchError as exc:
-            print(f"bench: {exc}", file=sys.stderr)
+                progress(f"against the {where}")
+                report = asyncio.run(measure(args, kubeconfig, settings, scheduler.pid, where))
+        except (BenchError, RawError, aiohttp.ClientError, TimeoutError) as exc:
+            print(
+                f"bench: {exc if isinstance(exc, BenchError | RawError) else repr(exc)}",
+                file=sys.stderr,
+            )
+            for failure in failures:
+                print(f"bench: {failure}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("bench: interrupted", file=sys.stderr)
             return 130
+    report.seconds = time.monotonic() - started
     print(render(report))
-    return 0
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    for failure in failures:
+        print(f"bench: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,22 +11,49 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
 SMOKE_TIMEOUT_SECONDS = 120
-SMOKE_ARGS = ["--jobs", "20", "--requests", "20", "--batch-jobs", "5", "--batch-rounds", "1"]
+SMOKE_ARGS = [
+    "--requests", "10", "--burst", "20", "--get-levels", "40,60", "--memory-jobs", "80",
+    "--batch-jobs", "5", "--batch-rounds", "1",
+]  # fmt: skip
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT_SECONDS + 10)
-def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables() -> None:
+def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, str(BENCH), *SMOKE_ARGS],
+        [sys.executable, str(BENCH), *SMOKE_ARGS, "--json", str(figures)],
         capture_output=True,
         text=True,
         timeout=SMOKE_TIMEOUT_SECONDS,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    headers = ("measure", "p50 ms", "p95 ms", "batch of 5 jobs, 1 round", "median ms", "max ms")
-    for header in (*headers, "ratio (p50)", "scheduler RSS"):
-        assert header in result.stdout, result.stdout
-    rows = ("GET /api/v1/jobs", "LIST typed", "POST /api/v1/jobs", "raw creates")
-    for row in (*rows, "POST /api/v1/batches", "jobs in flight", "POST batch / raw creates"):
-        assert row in result.stdout, result.stdout
+    table, _, details = result.stdout.partition("\ndetails\n")
+    for header in ("measure", "scheduler", "raw", "ratio", "target", "verdict"):
+        assert header in table, result.stdout
+    rows = [
+        "POST /api/v1/jobs p50 (Job+Secret+Service)",
+        "20 POSTs, 64 in flight",
+        "GET /api/v1/jobs p50 / p95, 40 jobs",
+        "GET /api/v1/jobs p50 / p95, 60 jobs",
+        "RSS idle",
+        "RSS +40 running jobs",
+        "RSS at 80 jobs",
+    ]
+    lines = table.splitlines()
+    for row in rows:
+        [line] = [line for line in lines if line.startswith(row)]
+        assert line.endswith((" MET", " NOT MET")), line
+    assert "POST /api/v1/batches of 5 jobs" in details, result.stdout
+    assert "peak (VmHWM)" in details, result.stdout
+
+    document = json.loads(figures.read_text())
+    assert set(document["verdicts"]) == {
+        "post", "burst", "get_40", "get_60", "rss_idle", "rss_delta", "rss_memory",
+    }  # fmt: skip
+    assert document["burst"]["scheduler"]["requests"] == 20
+    assert [level["jobs"] for level in document["get"]["levels"]] == [40, 60]
+    assert document["rss"]["memory_jobs"] == 80
+    assert document["rss"]["chart_limit_mib"] > 0
+    # Every object the run created was deleted at the end.
+    assert "deleted in bench:" in result.stderr, result.stderr

@@ -1,0 +1,142 @@
+"""The benchmarks' processes and what they read from the system: free ports, a child process
+torn down on the way out, the fake API server's kubeconfig, a process's RSS, the chart's limit.
+
+`bench.py` re-exports these names (`events_bench.py` imports them from there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
+CHART_VALUES = REPO / "helm" / "job-scheduler" / "values.yaml"
+
+# Jobs that outlive the benchmark: they stay Running, so nothing is pruned or changes under us.
+RADIXCONFIG = """\
+apiVersion: radix.equinor.com/v1
+kind: RadixApplication
+metadata:
+  name: myapp
+spec:
+  environments:
+    - name: dev
+  jobs:
+    - name: compute
+      image: busybox:1.36
+      schedulerPort: 8000
+      runAsUser: 1000
+      payload:
+        path: /compute/args
+      ports:
+        - name: http
+          port: 3000
+      command: ["sh", "-c", "sleep 100000"]
+"""
+
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_MIB_PER_UNIT = {
+    None: 1 / 2**20, "Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0, "Ti": 1024.0**2,
+    "k": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "T": 1e12 / 2**20,
+}  # fmt: skip
+
+
+class BenchError(Exception):
+    """The benchmark could not run; the message says which step failed."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running(name: str, argv: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `argv` in its own session (Ctrl-C reaches only us); stop it on the way out."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(argv), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.returncode not in (0, -signal.SIGTERM):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"{name} exited with {process.returncode}; log tail:", file=sys.stderr)
+            print("\n".join(tail), file=sys.stderr)
+
+
+def wait_for_kubeconfig(path: Path, fake: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if fake.poll() is not None:
+            raise BenchError(f"the fake API server exited with {fake.returncode}")
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if isinstance(document, dict) and document.get("clusters"):
+                return
+        time.sleep(0.05)
+    raise BenchError(f"the fake API server wrote no kubeconfig to {path}")
+
+
+def _status_mib(pid: int, field: str) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        raise BenchError(f"cannot read the status of process {pid}: {exc}") from exc
+    for line in lines:
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError(f"no {field} for process {pid}")
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident memory now (`VmRSS`)."""
+    return _status_mib(pid, "VmRSS")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The most resident memory the process has had (`VmHWM`)."""
+    return _status_mib(pid, "VmHWM")
+
+
+def quantity_mib(quantity: str) -> float:
+    """A Kubernetes memory quantity ("256Mi", "1G", "268435456") in MiB."""
+    match = _QUANTITY.match(quantity.strip())
+    if match is None:
+        raise BenchError(f"not a memory quantity: {quantity!r}")
+    return float(match.group(1)) * _MIB_PER_UNIT[match.group(2)]
+
+
+def chart_memory_limit() -> tuple[str, float]:
+    """The Helm chart's `resources.limits.memory`, as written and in MiB."""
+    try:
+        values = yaml.safe_load(CHART_VALUES.read_text(encoding="utf-8"))
+        quantity = str(values["resources"]["limits"]["memory"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise BenchError(f"{CHART_VALUES}: no resources.limits.memory: {exc}") from exc
+    return quantity, quantity_mib(quantity)
