@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -48,8 +49,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings.port,
     )
     try:
+        app = create_app(settings)
+        # What is loaded by now (modules, the client's and our models' schemas: some 70,000
+        # objects) lives as long as the process: full garbage collections need not walk it each
+        # time, which took some 30 ms, a pause any request could meet.
+        gc.freeze()
         web.run_app(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout_seconds,

@@ -1,8 +1,9 @@
 """The in-memory view of this scheduler's jobs and batches, fed by the watch; it answers every GET.
 
-Each job's wire status is derived once per change and kept as JSON bytes, so a GET of the whole
-list is a join of cached bytes and makes no request to the API server. A batch is the set of jobs
-that carry its name. Jobs whose creation is not committed are nobody's yet and stay out.
+Each job's wire status is derived once per change and kept, with its JSON made at the first read
+after the change, so a GET of the whole list is a join of cached bytes and makes no request to the
+API server. A batch is the set of jobs that carry its name. Jobs whose creation is not committed
+are nobody's yet and stay out.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ class JobView:
         return status
 
     def status_json(self, name: str) -> bytes | None:
-        return self._json.get(name)
+        found = self._json.get(name)
+        if found is None and name in self._status:
+            found = self._json[name] = self._status[name].model_dump_json(by_alias=True).encode()
+        return found
 
     def statuses(self) -> list[JobStatus]:
         """Every job's status, batch jobs included, oldest first."""
@@ -86,7 +90,8 @@ class JobView:
     def list_json(self) -> bytes:
         """The single jobs (not those of batches), oldest first, as a JSON array."""
         if self._list_json is None:
-            self._list_json = b"[" + b",".join(self._json[n] for n in self._single_names()) + b"]"
+            jobs = (self._json.get(n) or self.status_json(n) or b"" for n in self._single_names())
+            self._list_json = b"[" + b",".join(jobs) + b"]"
         return self._list_json
 
     def batch_names(self) -> list[str]:
@@ -248,7 +253,8 @@ class JobView:
         if new == old:
             return
         self._status[name] = new
-        self._json[name] = new.model_dump_json(by_alias=True).encode()
+        # Its JSON is made when it is read: a job that starts changes several times in a second.
+        self._json.pop(name, None)
         self._list_json = None
         self._notify(name, old, new)
 
