@@ -144,8 +144,9 @@ def _is_pending(obj: JSON) -> bool:
     return _labels(obj).get(LABEL_PENDING) == "true"
 
 
-def _is_suspended(job: JSON) -> bool:
-    return bool(job["spec"].get("suspend"))
+def _is_held(job: JSON) -> bool:
+    """Suspended, or held before its commit (parallelism 0): it runs no pod."""
+    return bool(job["spec"].get("suspend")) or job["spec"].get("parallelism") == 0
 
 
 def _has_run(job: JSON) -> bool:
@@ -176,8 +177,8 @@ class Census:
     def counts(self) -> tuple[int, int, int]:
         return len(self.jobs), len(self.secrets), len(self.services)
 
-    def unsuspended(self) -> list[JSON]:
-        return [job for job in self.jobs if not _is_suspended(job)]
+    def started(self) -> list[JSON]:
+        return [job for job in self.jobs if not _is_held(job)]
 
     def incomplete(self) -> list[str]:
         """Whatever a user could trip over: half-made or leftover objects."""
@@ -190,8 +191,8 @@ class Census:
             stopped = ANNOTATION_STOPPED_AT in (job["metadata"].get("annotations") or {})
             if _is_pending(job):
                 found.append(f"job {name} is pending")
-            if _is_suspended(job) and not stopped:
-                found.append(f"job {name} is suspended but was never stopped")
+            if _is_held(job) and not stopped:
+                found.append(f"job {name} is held or suspended but was never stopped")
             pod = job["spec"]["template"]["spec"]
             has_payload = any("secret" in volume for volume in pod.get("volumes") or ())
             if has_payload and payload_secret_name(name) not in secrets:
@@ -264,7 +265,7 @@ class Step:
 
 
 STEPS = [
-    # A single job: the Job (pending, suspended), then its Secret and Service together, then the
+    # A single job: the Job (pending, held), then its Secret and Service together, then the
     # commit.
     Step(
         "job-secret-post",
@@ -331,7 +332,7 @@ STEPS = [
         True,
         "PATCH",
         r"/jobs/[^/]+$",
-        at_kill=lambda c: len(c.unsuspended()) >= 2,
+        at_kill=lambda c: len(c.started()) >= 2,
         landed=None,
         committed=True,
     ),

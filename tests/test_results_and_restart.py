@@ -280,6 +280,7 @@ def test_a_replacement_job_is_the_old_one_suspended_without_its_state_or_generat
         },
         "spec": {
             "suspend": True,
+            "parallelism": 1,
             "backoffLimit": 2,
             "template": {
                 "metadata": {"labels": {"radix-job-name": "compute-1"}},

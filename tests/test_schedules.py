@@ -236,7 +236,7 @@ async def test_a_run_gets_the_schedules_variables_and_payload(
 
     async def ran() -> bool:
         found[:] = kube.list("Job", NAMESPACE, f"{LABEL_SCHEDULE}=fed")
-        return bool(found) and not found[0]["spec"].get("suspend")
+        return bool(found) and found[0]["spec"].get("parallelism") != 0
 
     await wait_until(ran)
     job = found[0]

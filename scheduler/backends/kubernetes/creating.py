@@ -1,10 +1,10 @@
 """Creation as a transaction: a crash at any point leaves a complete job or batch, or objects
 marked pending that the recovery sweep removes.
 
-A job that owns a payload Secret or a Service is born suspended and pending; once what it owns
-exists, one patch commits it and lets it start. A batch is a pending ConfigMap that owns its
-pending, suspended Jobs; clearing the ConfigMap's mark is the single write that commits them all,
-and only then are the Jobs started.
+A job that owns a payload Secret or a Service is born held (parallelism 0, so it has no pod) and
+pending; once what it owns exists, one patch commits it and lets it start. A batch is a pending
+ConfigMap that owns its pending, held Jobs; clearing the ConfigMap's mark is the single write that
+commits them all, and only then are the Jobs started.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Creator:
                 self._create_pending_job(job, deadline, owner) for job in batch.jobs
             )
             self._check(deadline, f"batch {batch.name}")
-            await self._commit(Resource.CONFIGMAPS, batch.name, commit_patch(suspend=None))
+            await self._commit(Resource.CONFIGMAPS, batch.name, commit_patch(start=False))
         except BaseException:
             # The jobs are owned by the batch record: deleting it takes everything with it.
             await asyncio.shield(self._roll_back(Resource.CONFIGMAPS, batch.name, uid))
@@ -170,7 +170,7 @@ class Creator:
             pass
         except SchedulerError as exc:
             log.error(
-                "could not roll back a half-made creation; it stays pending and suspended, and "
+                "could not roll back a half-made creation; it stays pending and held, and "
                 "the recovery sweep removes it after its grace time",
                 extra={"job_name": name, "error": exc.message},
             )

@@ -84,6 +84,12 @@ def _owner_reference(
     }
 
 
+# A Job waiting for its commit is held with parallelism 0: the Job controller makes no pod for it.
+# (Born suspended instead, each job cost the API server two more status writes and two Events, a
+# Suspended and a Resumed: a fifth of the writes of a burst.) A Radix job runs one pod at a time.
+HELD_PODS, RUNNING_PODS = 0, 1
+
+
 def _pending_marks(deadline: datetime | None) -> tuple[dict[str, str], dict[str, str]]:
     """Labels and annotations of an object not yet committed (none when it is born committed)."""
     if deadline is None:
@@ -95,7 +101,7 @@ def _pending_marks(deadline: datetime | None) -> tuple[dict[str, str], dict[str,
     return {LABEL_PENDING: "true"}, {ANNOTATION_COMMIT_DEADLINE: rfc3339(whole) or ""}
 
 
-def commit_patch(suspend: bool | None = False) -> dict[str, Any]:
+def commit_patch(start: bool = True) -> dict[str, Any]:
     """Clears the pending marks (and, for a Job, lets it start): the one write that commits."""
     patch: dict[str, Any] = {
         "metadata": {
@@ -103,8 +109,8 @@ def commit_patch(suspend: bool | None = False) -> dict[str, Any]:
             "annotations": {ANNOTATION_COMMIT_DEADLINE: None},
         }
     }
-    if suspend is not None:
-        patch["spec"] = {"suspend": suspend}
+    if start:
+        patch["spec"] = {"parallelism": RUNNING_PODS}
     return patch
 
 
@@ -210,7 +216,7 @@ def build_job(
     deadline: datetime | None = None,
     owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Job; with a `deadline` it is born suspended and pending until committed."""
+    """The Job; with a `deadline` it is born held (no pods) and pending until committed."""
     labels = _job_labels(identity, request)
     annotations = {ANNOTATION_JOB_ID: request.job_id} if request.job_id is not None else {}
     if request.batch_id is not None:
@@ -265,7 +271,7 @@ def build_job(
             ]
         }
     if deadline is not None:
-        spec["suspend"] = True
+        spec["parallelism"] = HELD_PODS
     metadata: dict[str, Any] = {
         "name": request.name,
         "labels": {**labels, **pending_labels},

@@ -38,6 +38,7 @@ from scheduler.backends.kubernetes.manifests import (
     LABEL_PENDING,
     LABEL_RESTART,
     POD_JOB_NAME_LABEL,
+    RUNNING_PODS,
     identity_labels,
     job_owner,
     label_selector,
@@ -107,6 +108,8 @@ def replacement_job(old: dict[str, Any], previous: list[dict[str, Any]], now: da
     spec = copy.deepcopy(old["spec"])
     spec.pop("selector", None)
     spec["suspend"] = True
+    # A job of a batch that never started was held (parallelism 0): its replacement runs.
+    spec["parallelism"] = RUNNING_PODS
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     for label in _GENERATED_LABELS:
         template_labels.pop(label, None)
