@@ -7,11 +7,18 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+_last_second: list[tuple[int, str]] = [(-1, "")]  # the last second formatted, and its text
+
 
 def rfc3339(at: float | None = None) -> str:
     """`2024-05-01T12:00:00Z`: UTC with second precision, as metav1.Time is serialized."""
-    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(time.time() if at is None else at)
+    cached = _last_second[0]
+    if cached[0] == second:
+        return cached[1]
+    text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_second[0] = (second, text)
+    return text
 
 
 def rfc3339_micro(at: float | None = None) -> str:

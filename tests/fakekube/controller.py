@@ -2,6 +2,11 @@
 exactly once (through the `batch.kubernetes.io/job-tracking` finalizer, as the real one does)
 and decides completion and failure: backoffLimit, activeDeadlineSeconds, podFailurePolicy,
 suspend, ttlSecondsAfterFinished. Durations are simulated seconds (see Clock).
+
+Counting takes two status writes, as in the real controller: finished pods are first recorded
+in `status.uncountedTerminatedPods` (with the interim SuccessCriteriaMet/FailureTarget
+condition), then their finalizers go, then they move into `succeeded`/`failed` in the write
+that also sets Complete/Failed when the Job is done.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from .clock import Clock, rfc3339
 from .errors import ApiError
 from .events import EventRecorder
 from .kinds import JOB, POD
+from .managedfields import CONTROLLER_MANAGER
 from .options import DeleteOptions
 from .registry import Registry
 from .storage import Event, Key, Record
@@ -84,7 +90,7 @@ class JobController(Controller):
             obj["metadata"]["finalizers"] = [f for f in finalizers if f != js.TRACKING_FINALIZER]
 
         if js.TRACKING_FINALIZER in (pod.metadata.get("finalizers") or []):
-            self.registry.update(POD, pod.namespace, pod.name, drop)
+            self.registry.update(POD, pod.namespace, pod.name, drop, manager=CONTROLLER_MANAGER)
 
     def _release_orphan(self, key: Key) -> None:
         pod = self.store.get_key(key)
@@ -120,7 +126,7 @@ class JobController(Controller):
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
         try:
-            created = self.registry.create(POD, job.namespace, pod)
+            created = self.registry.create(POD, job.namespace, pod, manager=CONTROLLER_MANAGER)
         except ApiError as exc:
             self._event(job, "FailedCreate", f"Error creating: {exc.message}", warning=True)
             return False
@@ -159,7 +165,7 @@ class JobController(Controller):
             return
         spec: JSON = job.obj["spec"]
         now = time.monotonic()
-        failure, counted = self._count(job, spec, status, pods, now)
+        failure, finished = self._count(job, spec, status, pods, now)
         failure_target = js.condition(status, "FailureTarget")
         if failure is None and failure_target is not None:
             failure = (str(failure_target.get("reason")), str(failure_target.get("message")))
@@ -175,37 +181,69 @@ class JobController(Controller):
             self._suspend(job, status, active, terminating)
         else:
             self._resume_and_run(job, spec, status, active, terminating, now)
-        self._write_status(job, status)
-        for pod in pods:  # only once the counts are stored, so no pod is counted twice
-            if pod.uid in counted:
-                self._release(pod)
+        self._flush(job, status, finished)
 
     def _count(
         self, job: Record, spec: JSON, status: JSON, pods: list[Record], now: float
-    ) -> tuple[tuple[str, str] | None, set[str]]:
-        """Fold newly finished pods into status; return a FailJob decision and the pods
-        counted, whose finalizers may go once the status is stored."""
-        counted: set[str] = set()
+    ) -> tuple[tuple[str, str] | None, list[Record]]:
+        """Record newly finished pods in status.uncountedTerminatedPods; return a FailJob
+        decision and the finished pods, whose finalizers may go once that is stored."""
+        finished: list[Record] = []
         wait_for_terminal = spec.get("podReplacementPolicy") == "Failed"
         failure: tuple[str, str] | None = None
+        uncounted: JSON = status.setdefault("uncountedTerminatedPods", {})
+        recorded = {*uncounted.get("succeeded", ()), *uncounted.get("failed", ())}
         for pod in pods:
             if js.TRACKING_FINALIZER not in (pod.metadata.get("finalizers") or []):
                 continue
             result = js.outcome(pod, wait_for_terminal)
             if result is None:
                 continue
-            counted.add(pod.uid)
+            finished.append(pod)
+            if pod.uid in recorded:  # recorded before its finalizer could go
+                continue
             if result == "succeeded":
-                status["succeeded"] = status.get("succeeded", 0) + 1
+                uncounted.setdefault("succeeded", []).append(pod.uid)
                 continue
             rule = js.failure_rule(spec, pod)
             if rule is not None and rule[0] == "Ignore":
                 continue
-            status["failed"] = status.get("failed", 0) + 1
-            self._retry_at[job.uid] = now + self._back_off(status["failed"])
+            uncounted.setdefault("failed", []).append(pod.uid)
+            self._retry_at[job.uid] = now + self._back_off(js.total(status, "failed"))
             if rule is not None and rule[0] in ("FailJob", "FailIndex"):
                 failure = failure or ("PodFailurePolicy", rule[1])
-        return failure, counted
+        return failure, finished
+
+    def _flush(self, job: Record, status: JSON, finished: list[Record]) -> None:
+        """Store the status; with pods recorded as uncounted, in two writes around the removal
+        of their finalizers, so no pod is counted twice or lost."""
+        uncounted: JSON = status.get("uncountedTerminatedPods") or {}
+        if not any(uncounted.values()):
+            self._write_status(job, status)
+            for pod in finished:
+                self._release(pod)
+            return
+        interim = copy.deepcopy(status)
+        js.withhold_finish(interim)
+        self._write_status(job, interim)
+        for pod in finished:
+            self._release(pod)
+        held = {
+            pod.uid
+            for pod in self.store.dependents(job.uid)
+            if js.TRACKING_FINALIZER in (pod.metadata.get("finalizers") or [])
+        }
+        for field in ("succeeded", "failed"):
+            uids = uncounted.pop(field, None) or []
+            left = [uid for uid in uids if uid in held]
+            if len(left) < len(uids):
+                status[field] = status.get(field, 0) + len(uids) - len(left)
+            if left:
+                uncounted[field] = left
+        if any(uncounted.values()):  # a finalizer stayed: finish once it is counted
+            js.withhold_finish(status)
+            self.queue.add_after(job.key, 0.1)
+        self._write_status(job, status)
 
     def _back_off(self, failures: int) -> float:
         simulated = min(POD_BACK_OFF_SECONDS * 2 ** (failures - 1), MAX_POD_BACK_OFF_SECONDS)
@@ -214,7 +252,7 @@ class JobController(Controller):
     def _limits_exceeded(
         self, job: Record, spec: JSON, status: JSON, pods: list[Record], now: float
     ) -> tuple[str, str] | None:
-        failures = status.get("failed", 0)
+        failures = js.total(status, "failed")
         if spec["template"].get("spec", {}).get("restartPolicy") == "OnFailure":
             failures += js.restarts([p for p in pods if not js.is_terminal(p)])
         if failures > spec.get("backoffLimit", 6):
@@ -231,7 +269,7 @@ class JobController(Controller):
     def _succeeded(self, spec: JSON, status: JSON, active: list[Record]) -> bool:
         if js.is_true(status, "SuccessCriteriaMet"):
             return True
-        succeeded = status.get("succeeded", 0)
+        succeeded = js.total(status, "succeeded")
         completions = spec.get("completions")
         if completions is None:  # a work queue: done when one succeeded and the rest stopped
             return succeeded > 0 and not active
@@ -302,7 +340,7 @@ class JobController(Controller):
         completions = spec.get("completions")
         wanted = spec.get("parallelism", 1)
         if completions is not None:
-            wanted = min(wanted, completions - status.get("succeeded", 0))
+            wanted = min(wanted, completions - js.total(status, "succeeded"))
         busy = len(active)
         if spec.get("podReplacementPolicy") == "Failed":
             busy += len(terminating)  # replacements wait until the old pods are gone
@@ -336,7 +374,9 @@ class JobController(Controller):
         def apply(obj: JSON) -> None:
             obj["status"] = status
 
-        self.registry.update(JOB, job.namespace, job.name, apply, subresource="status")
+        self.registry.update(
+            JOB, job.namespace, job.name, apply, subresource="status", manager=CONTROLLER_MANAGER
+        )
 
     def _event(self, job: Record, reason: str, message: str, *, warning: bool = False) -> None:
         self.recorder.record(job, reason, message, warning=warning, component=COMPONENT)

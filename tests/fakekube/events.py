@@ -8,10 +8,18 @@ import time
 from .clock import rfc3339
 from .errors import ApiError
 from .kinds import EVENT
+from .managedfields import CONTROLLER_MANAGER, KUBELET, SCHEDULER
 from .registry import Registry
 from .storage import Record
 
 log = logging.getLogger(__name__)
+
+# The field manager of each reporting component's process.
+MANAGERS = {
+    "kubelet": KUBELET,
+    "default-scheduler": SCHEDULER,
+    "job-controller": CONTROLLER_MANAGER,
+}
 
 
 class EventRecorder:
@@ -63,6 +71,7 @@ class EventRecorder:
             "reportingInstance": host or "",
         }
         try:
-            self.registry.create(EVENT, regarding.namespace, event)
+            manager = MANAGERS.get(component, component)
+            self.registry.create(EVENT, regarding.namespace, event, manager=manager)
         except ApiError as exc:  # an event is best effort, as in client-go's recorder
             log.debug("event %s dropped: %s", reason, exc.message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .managedfields import CONTROLLER_MANAGER
 from .options import DeleteOptions
 from .registry import Registry
 from .storage import Event, Key, Record
@@ -96,7 +97,9 @@ class GarbageCollector(Controller):
         def keep(obj: JSON) -> None:
             obj["metadata"]["ownerReferences"] = refs
 
-        self.registry.update(record.kind, record.namespace, record.name, keep)
+        self.registry.update(
+            record.kind, record.namespace, record.name, keep, manager=CONTROLLER_MANAGER
+        )
 
     def _finish_foreground(self, owner: Record) -> None:
         blocking = False
@@ -114,4 +117,6 @@ class GarbageCollector(Controller):
             finalizers = [f for f in obj["metadata"].get("finalizers") or [] if f != FOREGROUND]
             obj["metadata"]["finalizers"] = finalizers
 
-        self.registry.update(owner.kind, owner.namespace, owner.name, drop_finalizer)
+        self.registry.update(
+            owner.kind, owner.namespace, owner.name, drop_finalizer, manager=CONTROLLER_MANAGER
+        )

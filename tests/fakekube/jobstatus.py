@@ -126,6 +126,23 @@ def set_condition(status: JSON, kind: str, value: bool, reason: str, message: st
     found.update({"status": text, "lastProbeTime": now, "reason": reason, "message": message})
 
 
+def total(status: JSON, field: str) -> int:
+    """Pods "succeeded" or "failed": those counted and those recorded as uncounted."""
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    return int(status.get(field) or 0) + len(uncounted.get(field) or ())
+
+
+def withhold_finish(status: JSON) -> None:
+    """Status without its Complete/Failed condition and completionTime: what is stored while
+    finished pods are still uncounted."""
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") not in FINISHED_TYPES]
+    if conditions:
+        status["conditions"] = conditions
+    else:
+        status.pop("conditions", None)
+    status.pop("completionTime", None)
+
+
 def restarts(pods: list[Record]) -> int:
     """Container restarts count against backoffLimit when restartPolicy is OnFailure."""
     return sum(

@@ -23,6 +23,7 @@ from .clock import Clock
 from .errors import ApiError, bad_request
 from .events import EventRecorder
 from .kinds import POD, SECRET
+from .managedfields import KUBELET
 from .options import DeleteOptions
 from .registry import Registry
 from .script import Cat, Echo, Write, container_script
@@ -158,7 +159,9 @@ class Kubelet:
             change(obj.setdefault("status", {}), obj["spec"])
 
         try:
-            record = self.registry.update(POD, namespace, name, mutate, subresource=subresource)
+            record = self.registry.update(
+                POD, namespace, name, mutate, subresource=subresource, manager=KUBELET
+            )
         except ApiError as exc:
             raise _Gone from exc
         if record is None:

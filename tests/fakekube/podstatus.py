@@ -64,14 +64,13 @@ def _container_status(container: JSON, state: JSON, **fields: Any) -> JSON:
 
 
 def scheduled(status: JSON, spec: JSON) -> None:
-    """Bound to the node, containers being created."""
+    """Bound to the node (the binding set PodScheduled), containers being created."""
     status["phase"] = "Pending"
     conditions = status.setdefault("conditions", [])
     set_condition(conditions, "PodReadyToStartContainers", False)
     set_condition(conditions, "Initialized", True)
     set_condition(conditions, "Ready", False, "ContainersNotReady")
     set_condition(conditions, "ContainersReady", False, "ContainersNotReady")
-    set_condition(conditions, "PodScheduled", True)
     status["hostIP"] = HOST_IP
     status["hostIPs"] = [{"ip": HOST_IP}]
     status.setdefault("startTime", rfc3339())

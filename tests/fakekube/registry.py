@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors as e
+from . import managedfields
 from .clock import rfc3339
 from .kinds import KINDS, NAMESPACE, Kind, kind_named
 from .options import DeleteOptions, Deletion, Page, decode_continue, encode_continue
@@ -27,6 +28,8 @@ JSON = dict[str, Any]
 # k8s.io/apiserver's generateName alphabet: no vowels (no accidental words), no 0/1/3.
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MAX_GENERATE_NAME_PREFIX = 63 - 5
+# Metadata Go's `omitempty` drops when empty, so a stored object never holds it empty.
+OMITTED_WHEN_EMPTY = ("labels", "annotations", "finalizers", "ownerReferences")
 # Metadata only the server sets; a client's values are ignored on update.
 SERVER_OWNED_METADATA = (
     "uid",
@@ -81,7 +84,10 @@ class Registry:
 
     # writing
 
-    def create(self, kind: Kind, namespace: str, body: Any, *, dry_run: bool = False) -> Record:
+    def create(
+        self, kind: Kind, namespace: str, body: Any, *, dry_run: bool = False, manager: str = ""
+    ) -> Record:
+        """Store a new object; `manager` (a request's field manager) owns the fields it set."""
         obj = self._checked_body(kind, body)
         metadata = obj["metadata"]
         if kind.namespaced:
@@ -108,12 +114,24 @@ class Registry:
             metadata["generation"] = 1
         else:
             metadata.pop("generation", None)
+        _omit_empty(metadata)
         strategy = self.strategies[kind.name]
+        # Decoding applies the defaults; the field manager records the request's fields (with
+        # them) before the strategy and admission add theirs, which nobody owns.
+        strategy.default(obj)
+        managed = managedfields.created(
+            kind.name, kind.api_version, managedfields.tracked_view(obj, None), manager
+        )
         problems = strategy.prepare_for_create(obj)
+        strategy.admit(obj, self._random_suffix)
         strategy.default(obj)
         problems += strategy.validate(obj)
         if problems:
             raise e.invalid(kind, str(metadata.get("name", "")), problems)
+        if managed:
+            metadata["managedFields"] = managed
+        else:
+            metadata.pop("managedFields", None)
         if self.store.get(kind, namespace if kind.namespaced else "", metadata["name"]):
             raise e.already_exists(kind, metadata["name"])
         if dry_run:
@@ -129,13 +147,14 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = "",
     ) -> Record:
         old = self.get(kind, namespace, name)
         obj = self._checked_body(kind, body)
         given = obj["metadata"].get("resourceVersion")
         if given and given != old.metadata["resourceVersion"]:
             raise e.conflict(kind, name)
-        return self._commit_update(old, obj, subresource, dry_run)
+        return self._commit_update(old, obj, subresource, dry_run, manager)
 
     def patch(
         self,
@@ -147,13 +166,14 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = "",
     ) -> Record:
         old = self.get(kind, namespace, name)
         patched = apply_patch(old.copy(), patch, content_type)
         obj = self._checked_body(kind, patched)
         if obj["metadata"].get("resourceVersion") not in (None, old.metadata["resourceVersion"]):
             raise e.conflict(kind, name)
-        return self._commit_update(old, obj, subresource, dry_run)
+        return self._commit_update(old, obj, subresource, dry_run, manager)
 
     def update(
         self,
@@ -162,15 +182,18 @@ class Registry:
         name: str,
         mutate: Callable[[JSON], None],
         *,
+        manager: str,
         subresource: str | None = None,
     ) -> Record | None:
-        """Read-modify-write for the fake's own controllers; None when the object is gone."""
+        """Read-modify-write for the fake's own controllers (`manager` names the component, as
+        in managedFields); None when the object is gone. A `status` or `binding` write may
+        change only status and `spec.nodeName` (the rest is shared with the stored version)."""
         old = self.store.get(kind, namespace, name)
         if old is None:
             return None
-        obj = old.copy()
+        obj = old.copy_status() if subresource in ("status", "binding") else old.copy()
         mutate(obj)
-        return self._commit_update(old, obj, subresource, dry_run=False)
+        return self._commit_update(old, obj, subresource, False, manager)
 
     def delete(self, kind: Kind, namespace: str, name: str, options: DeleteOptions) -> Deletion:
         record = self.get(kind, namespace, name)
@@ -201,9 +224,10 @@ class Registry:
         return Deletion(self._remove(kind, obj), removed=True)
 
     def put(self, obj: JSON) -> Record:
-        """Store an object as given (no validation, status kept), filling what a stored object
-        must have and the kind's defaults (but not a Job's generated selector and labels).
-        For seeding tests; watchers see it like any other write."""
+        """Store an object as given (no validation, status and managedFields kept), filling what
+        a stored object must have, the kind's defaults and what admission adds to Pods (but not
+        a Job's generated selector and labels). For seeding tests; watchers see it like any
+        other write."""
         kind = kind_named(str(obj.get("kind")))
         obj = json.loads(json.dumps(obj))
         metadata = obj.setdefault("metadata", {})
@@ -218,6 +242,7 @@ class Registry:
         if kind.has_generation:
             metadata.setdefault("generation", 1)
         self.strategies[kind.name].default(obj)
+        self.strategies[kind.name].admit(obj, self._random_suffix)
         return self.store.write(kind, obj)
 
     # helpers
@@ -244,15 +269,19 @@ class Registry:
     def _new_uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
+    def _random_suffix(self) -> str:
+        """Five characters as utilrand.String(5) gives them: generated names, volume names."""
+        return "".join(self.rng.choice(NAME_ALPHABET) for _ in range(5))
+
     def _generate_name(self, kind: Kind, namespace: str, prefix: str) -> str:
         prefix = prefix[:MAX_GENERATE_NAME_PREFIX]
         while True:
-            name = prefix + "".join(self.rng.choice(NAME_ALPHABET) for _ in range(5))
+            name = prefix + self._random_suffix()
             if self.store.get(kind, namespace if kind.namespaced else "", name) is None:
                 return name
 
     def _commit_update(
-        self, old: Record, obj: JSON, subresource: str | None, dry_run: bool
+        self, old: Record, obj: JSON, subresource: str | None, dry_run: bool, manager: str
     ) -> Record:
         kind, metadata = old.kind, obj["metadata"]
         if metadata.get("name", old.name) != old.name:
@@ -274,21 +303,52 @@ class Registry:
             else:
                 metadata.pop(field, None)
         metadata["resourceVersion"] = old.metadata["resourceVersion"]
+        _omit_empty(metadata)
+        # A body's managedFields are ignored: the server keeps its own (the real one lets a
+        # client replace them, which nothing here does).
+        entries = old.metadata.get("managedFields")
+        if entries is None:
+            metadata.pop("managedFields", None)
+        else:
+            metadata["managedFields"] = entries
         strategy.default(obj)
         problems = strategy.validate(obj) + strategy.validate_update(obj, old.obj)
         if problems:
             raise e.invalid(kind, old.name, problems)
         if kind.has_generation and obj.get("spec") != old.obj.get("spec"):
             metadata["generation"] = old.metadata.get("generation", 0) + 1
-        if dry_run or obj == old.obj:
+        if obj == old.obj:
             # The real server skips writes that change nothing: no new version, no event.
-            return old if not dry_run else Record(kind, obj)
+            return Record(kind, obj) if dry_run else old
+        if subresource != "binding":  # a binding is stored without the field manager
+            self._track(old, obj, "status" if subresource == "status" else None, manager)
+        if dry_run:
+            return Record(kind, obj)
         finalized = not metadata.get("finalizers") and not metadata.get(
             "deletionGracePeriodSeconds"
         )
         if metadata.get("deletionTimestamp") and finalized:
             return self._remove(kind, obj)
         return self.store.write(kind, obj)
+
+    @staticmethod
+    def _track(old: Record, obj: JSON, subresource: str | None, manager: str) -> None:
+        kind = old.kind
+        entries = managedfields.updated(
+            kind.name,
+            kind.api_version,
+            old.metadata.get("managedFields"),
+            managedfields.tracked_view(old.obj, subresource),
+            managedfields.tracked_view(obj, subresource),
+            manager,
+            subresource,
+        )
+        if entries is None:
+            return
+        if entries:
+            obj["metadata"]["managedFields"] = entries
+        else:
+            obj["metadata"].pop("managedFields", None)
 
     def _remove(self, kind: Kind, obj: JSON) -> Record:
         self.strategies[kind.name].removed(obj)
@@ -338,7 +398,13 @@ class Registry:
                 else:
                     obj["metadata"].pop("ownerReferences", None)
 
-            self.update(dependent.kind, dependent.namespace, dependent.name, drop_reference)
+            self.update(
+                dependent.kind,
+                dependent.namespace,
+                dependent.name,
+                drop_reference,
+                manager=managedfields.CONTROLLER_MANAGER,
+            )
 
     def _empty_namespace(self, namespace: str) -> None:
         for kind in KINDS.values():
@@ -347,3 +413,9 @@ class Registry:
             for record in self.store.records(kind, namespace):
                 if not record.metadata.get("deletionTimestamp"):
                     self.delete(kind, namespace, record.name, DeleteOptions("Background", 0))
+
+
+def _omit_empty(metadata: JSON) -> None:
+    for field in OMITTED_WHEN_EMPTY:
+        if field in metadata and metadata[field] in ([], {}, None):
+            del metadata[field]

@@ -21,6 +21,7 @@ from .discovery import SUBRESOURCES, api_groups, api_resources, api_versions, he
 from .faults import Faults
 from .kinds import POD, Kind, kind_for
 from .kubelet import Kubelet
+from .managedfields import manager_from
 from .options import DeleteOptions, Page
 from .registry import Registry
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -107,6 +108,10 @@ async def _body(request: web.Request) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise e.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+
+
+def _manager(request: web.Request) -> str:
+    return manager_from(request.query.get("fieldManager"), request.headers.get("User-Agent"))
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -209,7 +214,7 @@ class ResourceHandler:
             raise e.method_not_allowed(request.method)
         if request.method == "POST":
             created = backend.registry.create(
-                kind, namespace, await _body(request), dry_run=dry_run
+                kind, namespace, await _body(request), dry_run=dry_run, manager=_manager(request)
             )
             return json_response(created.full_json(), 201)
         if request.method == "DELETE":
@@ -238,13 +243,28 @@ class ResourceHandler:
             return json_response(registry.get(kind, namespace, name).full_json())
         if method == "PUT":
             body = await _body(request)
-            record = registry.replace(kind, namespace, name, body, subresource=sub, dry_run=dry_run)
+            record = registry.replace(
+                kind,
+                namespace,
+                name,
+                body,
+                subresource=sub,
+                dry_run=dry_run,
+                manager=_manager(request),
+            )
             return json_response(record.full_json())
         if method == "PATCH":
             body = await _body(request)
             content_type = request.headers.get("Content-Type", "")
             record = registry.patch(
-                kind, namespace, name, body, content_type, subresource=sub, dry_run=dry_run
+                kind,
+                namespace,
+                name,
+                body,
+                content_type,
+                subresource=sub,
+                dry_run=dry_run,
+                manager=_manager(request),
             )
             return json_response(record.full_json())
         if method == "DELETE" and sub is None:

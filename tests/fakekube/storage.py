@@ -78,6 +78,18 @@ class Record:
         copied: JSON = json.loads(self.item_json())
         return copied
 
+    def copy_status(self) -> JSON:
+        """The object as stored with its own status, metadata and spec dicts to change; what
+        they hold (but status) is shared with this version, so must not be changed in place.
+        For status writes, which only read the rest, at a fraction of a deep copy's cost."""
+        copied = dict(self.obj)
+        copied["metadata"] = dict(self.metadata)
+        if isinstance(copied.get("spec"), dict):
+            copied["spec"] = dict(copied["spec"])
+        if "status" in copied:
+            copied["status"] = json.loads(json.dumps(copied["status"]))
+        return copied
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

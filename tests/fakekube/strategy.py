@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from .errors import FieldError
@@ -27,6 +28,9 @@ class Strategy:
     def default(self, obj: JSON) -> None:
         """Fill defaults; runs on every write, as decoding does in the real server."""
 
+    def admit(self, obj: JSON, random_suffix: Callable[[], str]) -> None:
+        """What admission plugins add on create (after the field manager, so nobody owns it)."""
+
     def validate(self, obj: JSON) -> list[FieldError]:
         return metadata_errors(self.kind, obj.setdefault("metadata", {}))
 
@@ -34,11 +38,14 @@ class Strategy:
         return []
 
     def prepare_for_update(self, new: JSON, old: Record, subresource: str | None) -> JSON:
-        """The object to store: the main resource keeps the old status, `status` only status."""
+        """The object to store: the main resource keeps the old status, `status` only status.
+        A status write shares the old version's other fields (defaults, which run on every
+        write, leave an object they already ran on unchanged)."""
         if not self.kind.status_subresource:
             return new
         if subresource == "status":
-            merged = old.copy_stored()
+            merged = dict(old.obj)
+            merged["metadata"] = dict(old.metadata)
             merged["status"] = new.get("status") or {}
             return merged
         if "status" in old.obj:

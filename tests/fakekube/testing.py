@@ -1,14 +1,18 @@
-"""Helpers for tests that use the fake: a connected client bundle and manifest builders."""
+"""Helpers for tests that use the fake: a connected client bundle, manifest builders, a raw
+watch recorder and the objects recorded from a real API server (reference/)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes.aio import client
 from kubernetes.aio.client.exceptions import ApiException
 
@@ -16,6 +20,7 @@ from .fake import FakeKube
 
 JSON = dict[str, Any]
 IMAGE = "busybox:1.36"
+REFERENCE = Path(__file__).parent / "reference"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +47,27 @@ def job_manifest(
     *,
     image: str = IMAGE,
     labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
     restart_policy: str = "Never",
     container: JSON | None = None,
     pod_spec: JSON | None = None,
     **spec: Any,
 ) -> JSON:
-    """A batch/v1 Job running `sh -c script`, as our scheduler builds them."""
+    """A batch/v1 Job running `sh -c script`, as our scheduler builds them; `labels` and
+    `annotations` go on the Job and its pod template."""
     main = {"name": "main", "image": image, "command": ["sh", "-c", script], **(container or {})}
+    metadata: JSON = {"name": name, "labels": labels or {}}
+    template_metadata: JSON = {"labels": labels or {}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+        template_metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "labels": labels or {}},
+        "metadata": metadata,
         "spec": {
             "template": {
-                "metadata": {"labels": labels or {}},
+                "metadata": template_metadata,
                 "spec": {"restartPolicy": restart_policy, "containers": [main], **(pod_spec or {})},
             },
             **spec,
@@ -132,3 +144,40 @@ def has_condition(obj: JSON | None, kind: str) -> bool:
 def phase(obj: JSON | None) -> str | None:
     value = ((obj or {}).get("status") or {}).get("phase")
     return str(value) if value is not None else None
+
+
+def reference(name: str) -> Any:
+    """An object recorded from a real API server (reference/README.md)."""
+    return json.loads((REFERENCE / name).read_text())
+
+
+def reference_events(name: str) -> list[bytes]:
+    """The raw lines of a watch recorded from a real API server, one event each."""
+    return [line for line in (REFERENCE / name).read_bytes().splitlines() if line]
+
+
+@asynccontextmanager
+async def recorded_watch(
+    list_call: Callable[..., Awaitable[aiohttp.ClientResponse]], namespace: str, **params: Any
+) -> AsyncIterator[list[bytes]]:
+    """Record a watch's event lines, as the server sent them, while the block runs.
+
+    `list_call` is a client's `list_namespaced_*_without_preload_content`; the watch is open
+    (the server has registered it) when the block starts.
+    """
+    response = await list_call(namespace, watch=True, **params)
+    lines: list[bytes] = []
+
+    async def read() -> None:
+        async for line in response.content:
+            if line.strip():
+                lines.append(line.rstrip(b"\n"))
+
+    reader = asyncio.get_running_loop().create_task(read())
+    try:
+        yield lines
+    finally:
+        reader.cancel()
+        with suppress(asyncio.CancelledError):
+            await reader
+        response.close()

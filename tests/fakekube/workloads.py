@@ -4,11 +4,13 @@ core/v1 (generated selectors and labels, restart policies, pod failure policies)
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from . import errors as e
+from . import podstatus
 from .errors import FieldError
-from .podspec import pod_defaults, pod_qos_class
+from .podspec import admit_pod, pod_defaults, pod_qos_class
 from .storage import Record
 from .strategy import Strategy
 from .validation import labels_errors, pod_spec_errors
@@ -16,6 +18,8 @@ from .validation import labels_errors, pod_spec_errors
 JSON = dict[str, Any]
 
 JOB_RESTART_POLICIES = ("OnFailure", "Never")
+# Set on every new Job since the Job controller tracks pods with finalizers (1.22 to 1.26).
+JOB_TRACKING_ANNOTATION = "batch.kubernetes.io/job-tracking"
 POD_RESTART_POLICIES = ("Always", "OnFailure", "Never")
 POD_FAILURE_ACTIONS = ("FailJob", "FailIndex", "Ignore", "Count")
 
@@ -30,6 +34,9 @@ def _non_negative(spec: JSON, field: str, path: str) -> list[FieldError]:
 class JobStrategy(Strategy):
     def prepare_for_create(self, obj: JSON) -> list[FieldError]:
         obj["status"] = {}
+        annotations = obj["metadata"].get("annotations")
+        if annotations is None or isinstance(annotations, dict):  # else validation says why
+            obj["metadata"]["annotations"] = {**(annotations or {}), JOB_TRACKING_ANNOTATION: ""}
         spec = obj.setdefault("spec", {})
         if spec.get("manualSelector"):
             return []
@@ -67,7 +74,14 @@ class JobStrategy(Strategy):
         replacement = "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
         spec.setdefault("podReplacementPolicy", replacement)
         template = spec.setdefault("template", {})
-        template.setdefault("metadata", {})
+        template_metadata = template.setdefault("metadata", {})
+        if isinstance(template_metadata, dict):
+            # A template's ObjectMeta serializes its zero creationTimestamp as null, and drops
+            # empty maps as any ObjectMeta does.
+            template_metadata.setdefault("creationTimestamp", None)
+            for field in ("labels", "annotations"):
+                if template_metadata.get(field) == {}:
+                    del template_metadata[field]
         if isinstance(template.get("spec"), dict):
             pod_defaults(template["spec"], template=True)
 
@@ -158,6 +172,9 @@ class PodStrategy(Strategy):
         if isinstance(obj.get("spec"), dict):
             pod_defaults(obj["spec"], template=False)
 
+    def admit(self, obj: JSON, random_suffix: Callable[[], str]) -> None:
+        admit_pod(obj, random_suffix)
+
     def validate(self, obj: JSON) -> list[FieldError]:
         errors = super().validate(obj)
         spec = obj.get("spec")
@@ -172,8 +189,11 @@ class PodStrategy(Strategy):
 
     def prepare_for_update(self, new: JSON, old: Record, subresource: str | None) -> JSON:
         if subresource == "binding":
-            bound = old.copy_stored()
+            # The binding sets the node and the PodScheduled condition in one write.
+            bound = old.copy_status()
             bound["spec"]["nodeName"] = new["spec"].get("nodeName")
+            conditions = bound.setdefault("status", {}).setdefault("conditions", [])
+            podstatus.set_condition(conditions, "PodScheduled", True)
             return bound
         return super().prepare_for_update(new, old, subresource)
 
