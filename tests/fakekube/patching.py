@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
 from .errors import ApiError, bad_request, unsupported_media_type
 
 JSON = dict[str, Any]
@@ -38,14 +40,30 @@ def apply_patch(target: JSON, patch: Any, content_type: str) -> JSON:
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return _copy(patch)
+    # One copy of the target, merged into in place: copying each level again on the way down
+    # made a patch of a Job cost as much as several creates.
+    result = _copy(target) if isinstance(target, dict) else {}
+    _merge_into(result, patch)
+    return result
+
+
+def _merge_into(result: JSON, patch: JSON) -> None:
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, dict):
+            inner = result.get(key)
+            if not isinstance(inner, dict):
+                inner = result[key] = {}
+            _merge_into(inner, value)
         else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+            result[key] = _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (orjson's round trip is several times faster than deepcopy)."""
+    return orjson.loads(orjson.dumps(value)) if isinstance(value, dict | list) else value
 
 
 def _invalid(message: str) -> ApiError:
