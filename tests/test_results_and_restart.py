@@ -109,7 +109,8 @@ async def expect_failure(response: Any, code: int, message: str) -> None:
 
 
 async def wait_for_attempts(client: Client, name: str, status: str, attempts: int) -> JSON:
-    """The job once it has `status` with `attempts` podStatuses."""
+    """The job once it has `status` with `attempts` podStatuses, all ended (Job and Pod events
+    come on two watches: the Job may say it failed before its last pod's end is in)."""
     found: JSON = {}
 
     async def reached() -> bool:
@@ -118,7 +119,9 @@ async def wait_for_attempts(client: Client, name: str, status: str, attempts: in
         if response.status == 404:
             return False
         found = await response.json()
-        return found["status"] == status and len(found["podStatuses"]) == attempts
+        pods = found["podStatuses"]
+        ended = all(pod["replicaStatus"]["status"] in ("Succeeded", "Failed") for pod in pods)
+        return found["status"] == status and len(pods) == attempts and ended
 
     await wait_until(reached, TIMEOUT_SECONDS)
     return found

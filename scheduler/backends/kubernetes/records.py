@@ -48,6 +48,14 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def _uncounted(status: dict[str, Any], outcome: str) -> int:
+    """Pods that ended but the Job controller has not counted yet: it names them first, in the
+    same write that may add FailureTarget or SuccessCriteriaMet, and counts them in the next."""
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    pods = uncounted.get(outcome) if isinstance(uncounted, dict) else None
+    return len(pods) if isinstance(pods, list) else 0
+
+
 def _index(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
@@ -80,8 +88,8 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         completed=parse_time(status.get("completionTime")),
         active=_int(status.get("active")),
         ready=_int(status.get("ready")),
-        succeeded=_int(status.get("succeeded")),
-        failed=_int(status.get("failed")),
+        succeeded=_int(status.get("succeeded")) + _uncounted(status, "succeeded"),
+        failed=_int(status.get("failed")) + _uncounted(status, "failed"),
         conditions=conditions,
         deleting=bool(metadata.get("deletionTimestamp")),
         batch_name=labels.get(LABEL_BATCH_NAME),
