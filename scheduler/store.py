@@ -31,7 +31,8 @@ class JobView:
         self._clock = clock
         self._jobs: dict[str, JobRecord] = {}
         self._pods: dict[str, PodRecord] = {}
-        self._pods_of: dict[str, set[str]] = {}
+        # A job has a pod or a few (its attempts): a list is a quarter of a set's size.
+        self._pods_of: dict[str, list[str]] = {}
         self._status: dict[str, JobStatus] = {}
         self._json: dict[str, bytes] = {}
         self._list_json: bytes | None = None
@@ -230,7 +231,9 @@ class JobView:
         self._pods[pod.name] = pod
         if previous is not None and _same_but_version(previous, pod):
             return
-        self._pods_of.setdefault(pod.job_name, set()).add(pod.name)
+        siblings = self._pods_of.setdefault(pod.job_name, [])
+        if pod.name not in siblings:
+            siblings.append(pod.name)
         if pod.job_name in self._jobs:
             self._refresh(pod.job_name)
 
@@ -239,8 +242,8 @@ class JobView:
         if pod is None:
             return
         siblings = self._pods_of.get(pod.job_name)
-        if siblings is not None:
-            siblings.discard(name)
+        if siblings is not None and name in siblings:
+            siblings.remove(name)
             if not siblings:
                 del self._pods_of[pod.job_name]
         if pod.job_name in self._jobs:

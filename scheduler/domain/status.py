@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatus, ReplicaStatusEnum
-from scheduler.models.wire import rfc3339
+from scheduler.models.wire import built, rfc3339
 
 # Waiting reasons that are just a pod starting up, not a problem worth a message.
 _ROUTINE_WAITING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
@@ -76,14 +76,16 @@ def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
 def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> PodStatus:
     state = pod.container
     problem = _pod_problem(pod)
-    return PodStatus(
+    return built(
+        PodStatus,
         name=pod.name,
         created=pod.created,
         start_time=state.started_at,
         end_time=state.finished_at,
         container_started=state.started_at,
-        replica_status=ReplicaStatus(
-            status=_stopped_replica(pod, stopped) if stopped else _replica_status(pod)
+        replica_status=built(
+            ReplicaStatus,
+            status=_stopped_replica(pod, stopped) if stopped else _replica_status(pod),
         ),
         status_message=problem or _shown_message(state),
         restart_count=pod.restart_count,
@@ -174,7 +176,8 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         *(p.container.started_at for p in ordered),
         *(p.container.finished_at for p in ordered),
     )
-    return JobStatus(
+    return built(
+        JobStatus,
         job_id=job.job_id,
         batch_name=job.batch_name,
         batch_id=job.batch_id,

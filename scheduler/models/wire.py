@@ -4,13 +4,29 @@ its time format."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 # Swagger 2.0 integer formats, as in Radix's definitions (generated clients pick types from them).
 Int32 = Annotated[int, Field(json_schema_extra={"format": "int32"})]
 Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@cache
+def _all_fields(model: type[BaseModel]) -> set[str]:
+    return set(model.model_fields)
+
+
+def built(model: type[M], **values: Any) -> M:
+    """A model of values this program computed, typed already: not validated again, and with one
+    shared "fields set" (nothing here reads it) instead of a set per object. The view keeps a
+    status per job; those sets were a third of its memory per job."""
+    return model.model_construct(_fields_set=_all_fields(model), **values)
 
 
 class Wire(BaseModel):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
@@ -37,11 +39,23 @@ _STATES: dict[Any, Literal["waiting", "running", "terminated"]] = {
 def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parsed_time(value)
+
+
+# The same few timestamps come in every event of a job, and jobs started together share them:
+# one datetime for each, not one per event and field.
+@lru_cache(maxsize=4096)
+def _parsed_time(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _shared(value: Any) -> Any:
+    """Values most jobs have in common (a phase, the image) kept once, not once per job."""
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def _int(value: Any) -> int:
@@ -67,9 +81,9 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
     status = obj.get("status") or {}
     conditions = tuple(
         Condition(
-            type=str(c.get("type", "")),
+            type=_shared(str(c.get("type", ""))),
             status=c.get("status") == "True",
-            reason=c.get("reason"),
+            reason=_shared(c.get("reason")),
             message=c.get("message"),
             last_transition=parse_time(c.get("lastTransitionTime")),
         )
@@ -141,14 +155,14 @@ def pod_record(obj: dict[str, Any]) -> PodRecord:
         resource_version=metadata.get("resourceVersion", ""),
         job_name=labels.get(POD_JOB_NAME_LABEL) or labels.get("batch.kubernetes.io/job-name", ""),
         created=parse_time(metadata.get("creationTimestamp")),
-        phase=status.get("phase") or "Pending",
+        phase=_shared(status.get("phase")) or "Pending",
         started=parse_time(status.get("startTime")),
         container=_container_state(first.get("state")) or ContainerState("unknown"),
         last_termination=_container_state(first.get("lastState")),
         ready=bool(first.get("ready")),
         restart_count=_int(first.get("restartCount")),
-        image=first.get("image"),
-        image_id=first.get("imageID"),
+        image=_shared(first.get("image")),
+        image_id=_shared(first.get("imageID")),
         condition_reason=condition.get("reason") if condition else None,
         condition_message=condition.get("message") if condition else None,
         result=_result(_container_state(first.get("state"))),
