@@ -14,17 +14,22 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from scheduler.models import BatchEvent, BatchStatus, BatchType, Event, EventType, JobStatus
+from scheduler.models.wire import built
 from scheduler.store import JobView
 
 # (event id, ordering key, body): events of one key must be delivered in order.
 Send = Callable[[str, str, bytes], None]
 
 
+# Events are built from statuses the view has made already: not dumped and validated again (that
+# was most of what a status change cost).
 def single_job_event(event: EventType, status: JobStatus) -> BatchEvent:
-    return BatchEvent(
-        **status.model_dump(exclude={"batch_name", "batch_id"}),
+    return built(
+        BatchEvent,
+        **_fields(status, excluded=("batch_name", "batch_id")),
         batch_type=BatchType.JOB,
         job_statuses=[status],
         event=Event(event),
@@ -32,9 +37,18 @@ def single_job_event(event: EventType, status: JobStatus) -> BatchEvent:
 
 
 def batch_event(event: EventType, status: BatchStatus, jobs: list[JobStatus]) -> BatchEvent:
-    return BatchEvent(
-        **status.model_dump(exclude={"job_statuses"}), job_statuses=jobs, event=Event(event)
+    return built(
+        BatchEvent,
+        **_fields(status, excluded=("job_statuses",)),
+        job_statuses=jobs,
+        event=Event(event),
     )
+
+
+def _fields(status: JobStatus, excluded: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        name: getattr(status, name) for name in type(status).model_fields if name not in excluded
+    }
 
 
 class Notifier:
