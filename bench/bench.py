@@ -78,6 +78,7 @@ WARMUP_REQUESTS = 10
 WARMUP_POSTS = 5
 WARMUP_BATCH_JOBS = 5
 IDLE_SETTLE_SECONDS = 1.0
+BURST_PAUSE_SECONDS = 2.0  # between burst rounds: most of a round's pods have started
 # Waiting for seeded jobs to show Running: this long, plus this much per job in the view.
 WAIT_BASE_SECONDS, WAIT_PER_JOB_SECONDS = 120.0, 0.1
 # The fake keeps this many watch events per kind, so a resumed watch never needs a relist.
@@ -160,10 +161,6 @@ async def measure(
             posts.append(middle - start)
             creates.append(time.perf_counter() - middle)
 
-        progress(f"bursts of {args.burst}, {args.burst_concurrency} in flight ...")
-        burst = await client.burst(args.burst, args.burst_concurrency)
-        raw_burst = await raw.burst(args.burst, args.burst_concurrency, f"raw{run}-b", PAYLOAD)
-
         levels, seedings = [], []
         for level in args.get_levels:
             progress(f"seeding up to {level} jobs ...")
@@ -172,6 +169,26 @@ async def measure(
             levels.append(
                 await measure_level(client, raw, settings, seedings[-1].listed, args.requests, pid)
             )
+        # After the GET levels, so their jobs are as many as they say. Several rounds, taking turns
+        # at going first (the first one's pods are still starting while the second runs): the
+        # median round of each side.
+        bursts, raw_bursts = [], []
+        for round_ in range(args.burst_rounds):
+            progress(f"burst {round_ + 1}: {args.burst} POSTs, {args.burst_concurrency} in flight")
+            prefix = f"raw{run}-b{round_}"
+            if round_ % 2 == 0:
+                ours = await client.burst(args.burst, args.burst_concurrency)
+                theirs = await raw.burst(args.burst, args.burst_concurrency, prefix, PAYLOAD)
+            else:
+                theirs = await raw.burst(args.burst, args.burst_concurrency, prefix, PAYLOAD)
+                ours = await client.burst(args.burst, args.burst_concurrency)
+            bursts.append(ours)
+            raw_bursts.append(theirs)
+            progress(f"  scheduler {ours.rate:.1f} jobs/s, raw {theirs.rate:.1f} jobs/s")
+            await asyncio.sleep(BURST_PAUSE_SECONDS)
+        burst = sorted(bursts, key=lambda b: b.rate)[len(bursts) // 2]
+        raw_burst = sorted(raw_bursts, key=lambda b: b.rate)[len(raw_bursts) // 2]
+
         progress(f"seeding up to {args.memory_jobs} jobs ...")
         seedings.append(
             await client.seed(
@@ -300,6 +317,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add = parser.add_argument
     add("--requests", type=int, default=300, help="sequential requests per measure (300)")
     add("--burst", type=int, default=500, help="POSTs in the burst (500)")
+    add("--burst-rounds", type=int, default=3, help="bursts of each side, the median (3)")
     add("--burst-concurrency", type=int, default=64, help="the burst's POSTs in flight (64)")
     add("--get-levels", type=_levels, default=[1000, 5000], help="jobs at each GET (1000,5000)")
     add("--memory-jobs", type=int, default=10000, help="jobs at the last RSS (10000)")
@@ -311,6 +329,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--raw-namespace", default=RAW_NAMESPACE, help=f"the raw creates' ({RAW_NAMESPACE})")
     add("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args(argv)
+    if not 1 <= args.burst_rounds <= 9:
+        parser.error("--burst-rounds must be between 1 and 9")
     if not 1 <= args.requests <= 20000 or not 1 <= args.burst <= MAX_JOBS:
         parser.error(f"--requests must be between 1 and 20000, --burst between 1 and {MAX_JOBS}")
     in_flight = (args.burst_concurrency, args.seed_concurrency)
@@ -318,8 +338,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(
             f"--burst-concurrency and --seed-concurrency must be between 1 and {MAX_IN_FLIGHT}"
         )
-    if not args.get_levels[-1] <= args.memory_jobs <= MAX_JOBS:
-        parser.error(f"--memory-jobs must be between the last GET level and {MAX_JOBS}")
+    after_bursts = args.get_levels[-1] + args.burst * args.burst_rounds
+    if not after_bursts <= args.memory_jobs <= MAX_JOBS:
+        parser.error(
+            f"--memory-jobs must be between the last GET level plus the bursts' jobs "
+            f"({after_bursts}) and {MAX_JOBS}"
+        )
     if not 1 <= args.batch_jobs <= MAX_BATCH_JOBS or not 0 <= args.batch_rounds <= 100:
         parser.error(
             f"--batch-jobs must be between 1 and {MAX_BATCH_JOBS}, --batch-rounds between 0 and 100"
