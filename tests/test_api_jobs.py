@@ -88,7 +88,15 @@ async def test_a_running_job_is_reported_running(scheduler: Client) -> None:
 
 async def test_a_failing_job_is_failed_with_its_exit_code_in_the_message(scheduler: Client) -> None:
     name = (await post_job(scheduler, {"command": ["sh", "-c", "sleep 1; exit 3"]}))["name"]
-    failed = await wait_for_status(scheduler, name, "Failed")
+    failed: dict[str, Any] = {}
+
+    async def failed_with_its_pod_ended() -> bool:
+        # Job and Pod events come on two watches: the Job may fail before its pod's end is in.
+        nonlocal failed
+        failed = await wait_for_status(scheduler, name, "Failed")
+        return failed["podStatuses"][0]["replicaStatus"]["status"] == "Failed"
+
+    await wait_until(failed_with_its_pod_ended)
     assert "backoff limit" in failed["message"]
     assert "exited with code 3" in failed["message"]
     assert failed["failed"] == 1

@@ -356,7 +356,7 @@ async def test_a_result_is_there_for_a_failed_job_too_and_its_status_says_it(
     client = await backend.start()
     body = shell(f"{backend.writing('no input file')}; exit 3", backoffLimit=0)
     job = await post_job(client, body)
-    failed = await wait_for_status(client, job["name"], "Failed", TIMEOUT_SECONDS)
+    failed = await wait_for_attempts(client, job["name"], "Failed", 1)
 
     assert await result_of(client, f"jobs/{job['name']}") == (200, b"no input file\n")
     assert failed["message"].endswith("the container exited with code 3: no input file")
