@@ -91,7 +91,7 @@ class JobView:
     def list_json(self) -> bytes:
         """The single jobs (not those of batches), oldest first, as a JSON array."""
         if self._list_json is None:
-            jobs = (self._json.get(n) or self.status_json(n) or b"" for n in self._single_names())
+            jobs = (self.status_json(n) or b"" for n in self._single_names())
             self._list_json = b"[" + b",".join(jobs) + b"]"
         return self._list_json
 

@@ -86,7 +86,7 @@ def _owner_reference(
 
 # A Job waiting for its commit is held with parallelism 0: the Job controller makes no pod for it.
 # (Born suspended instead, each job cost the API server two more status writes and two Events, a
-# Suspended and a Resumed: a fifth of the writes of a burst.) A Radix job runs one pod at a time.
+# Suspended and a Resumed.) A Radix job runs one pod at a time.
 HELD_PODS, RUNNING_PODS = 0, 1
 
 
