@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 import aiohttp
 
@@ -38,13 +39,14 @@ from procs import (  # noqa: E402
     START_TIMEOUT_SECONDS,
     BenchError,
     chart_memory_limit,
+    cpu_seconds,
     free_port,
     peak_rss_mib,
     rss_mib,
     running,
     wait_for_kubeconfig,
 )
-from raw import BENCH_SELECTOR, RawError, RawKube  # noqa: E402
+from raw import BENCH_SELECTOR, Burst, RawError, RawKube  # noqa: E402
 from report import Level, Report, Timings, render  # noqa: E402
 from schedclient import MAX_IN_FLIGHT, PAYLOAD, SchedulerClient, wait_until  # noqa: E402
 
@@ -79,6 +81,10 @@ WARMUP_POSTS = 5
 WARMUP_BATCH_JOBS = 5
 IDLE_SETTLE_SECONDS = 1.0
 BURST_PAUSE_SECONDS = 2.0  # between burst rounds: most of a round's pods have started
+# The burst's sides: POSTs; the raw triples; the raw calls a POST makes (crash-safe creation).
+BURST_SIDES: tuple[Literal["scheduler", "triple", "crash-safe"], ...] = (
+    "scheduler", "triple", "crash-safe",
+)  # fmt: skip
 # Waiting for seeded jobs to show Running: this long, plus this much per job in the view.
 WAIT_BASE_SECONDS, WAIT_PER_JOB_SECONDS = 120.0, 0.1
 # The fake keeps this many watch events per kind, so a resumed watch never needs a relist.
@@ -125,7 +131,12 @@ async def measure_level(
 
 
 async def measure(
-    args: argparse.Namespace, kubeconfig: Path, settings: Settings, pid: int, where: str
+    args: argparse.Namespace,
+    kubeconfig: Path,
+    settings: Settings,
+    pid: int,
+    fake_pid: int | None,
+    where: str,
 ) -> Report:
     def alive() -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -169,25 +180,35 @@ async def measure(
             levels.append(
                 await measure_level(client, raw, settings, seedings[-1].listed, args.requests, pid)
             )
-        # After the GET levels, so their jobs are as many as they say. Several rounds, taking turns
-        # at going first (the first one's pods are still starting while the second runs): the
-        # median round of each side.
-        bursts, raw_bursts = [], []
+        # After the GET levels, so their jobs are as many as they say. Several rounds, the sides
+        # taking turns at going first (the first one's pods are still starting while the next
+        # runs): the median round of each side.
+        rounds: dict[str, list[Burst]] = {side: [] for side in BURST_SIDES}
+        processes = {"scheduler": pid} | ({} if fake_pid is None else {"API server": fake_pid})
         for round_ in range(args.burst_rounds):
             progress(f"burst {round_ + 1}: {args.burst} POSTs, {args.burst_concurrency} in flight")
-            prefix = f"raw{run}-b{round_}"
-            if round_ % 2 == 0:
-                ours = await client.burst(args.burst, args.burst_concurrency)
-                theirs = await raw.burst(args.burst, args.burst_concurrency, prefix, PAYLOAD)
-            else:
-                theirs = await raw.burst(args.burst, args.burst_concurrency, prefix, PAYLOAD)
-                ours = await client.burst(args.burst, args.burst_concurrency)
-            bursts.append(ours)
-            raw_bursts.append(theirs)
-            progress(f"  scheduler {ours.rate:.1f} jobs/s, raw {theirs.rate:.1f} jobs/s")
+            shift = round_ % len(BURST_SIDES)
+            for side in BURST_SIDES[shift:] + BURST_SIDES[:shift]:
+                before = {name: cpu_seconds(p) for name, p in processes.items()}
+                if side == "scheduler":
+                    measured = await client.burst(args.burst, args.burst_concurrency)
+                else:
+                    measured = await raw.burst(
+                        args.burst, args.burst_concurrency, f"raw{run}-{side[0]}{round_}",
+                        PAYLOAD, calls=side,
+                    )  # fmt: skip
+                measured.cpu_seconds = {
+                    name: cpu_seconds(p) - before[name] for name, p in processes.items()
+                }
+                rounds[side].append(measured)
+            progress(
+                "  " + ", ".join(f"{side} {rounds[side][-1].rate:.1f} jobs/s" for side in rounds)
+            )
             await asyncio.sleep(BURST_PAUSE_SECONDS)
-        burst = sorted(bursts, key=lambda b: b.rate)[len(bursts) // 2]
-        raw_burst = sorted(raw_bursts, key=lambda b: b.rate)[len(raw_bursts) // 2]
+        burst, raw_burst, safe_burst = (
+            sorted(rounds[side], key=lambda b: b.rate)[len(rounds[side]) // 2]
+            for side in BURST_SIDES
+        )
 
         progress(f"seeding up to {args.memory_jobs} jobs ...")
         seedings.append(
@@ -225,6 +246,7 @@ async def measure(
             creates=Timings("raw creates", creates),
             burst=burst,
             raw_burst=raw_burst,
+            safe_burst=safe_burst,
             levels=levels,
             rss_idle_mib=rss_idle,
             memory_jobs=memory_jobs,
@@ -378,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]  # fmt: skip
         settings = load_settings(scheduler_argv, {})
         python = sys.executable
+        fake_pid: int | None = None  # against a real cluster, its CPU is not ours to read
         try:
             with contextlib.ExitStack() as processes:
                 if args.kubeconfig is None:
@@ -391,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     )  # fmt: skip
                     wait_for_kubeconfig(kubeconfig, fake)
+                    fake_pid = fake.pid
                 where = asyncio.run(precheck(args, kubeconfig, settings))
                 # Runs after the scheduler has stopped, before the fake does.
                 processes.callback(clean_up, kubeconfig, settings, args.raw_namespace, failures)
@@ -402,7 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
                 progress(f"against the {where}")
-                report = asyncio.run(measure(args, kubeconfig, settings, scheduler.pid, where))
+                report = asyncio.run(
+                    measure(args, kubeconfig, settings, scheduler.pid, fake_pid, where)
+                )
         except (BenchError, RawError, aiohttp.ClientError, TimeoutError) as exc:
             print(
                 f"bench: {exc if isinstance(exc, BenchError | RawError) else repr(exc)}",

@@ -124,6 +124,16 @@ def peak_rss_mib(pid: int) -> float:
     return _status_mib(pid, "VmHWM")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (`/proc/PID/stat`)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError as exc:
+        raise BenchError(f"cannot read the CPU time of process {pid}: {exc}") from exc
+    # utime and stime are the 14th and 15th fields; the split starts at the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def quantity_mib(quantity: str) -> float:
     """A Kubernetes memory quantity ("256Mi", "1G", "268435456") in MiB."""
     match = _QUANTITY.match(quantity.strip())

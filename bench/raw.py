@@ -13,24 +13,30 @@ import asyncio
 import json
 import ssl
 import time
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
 from kubernetes.aio import client as k8s
 
-from scheduler.backends.base import Identity
-from scheduler.backends.kubernetes.client import CONNECTION_POOL_SIZE
+from scheduler.backends.base import Identity, JobRequest
+from scheduler.backends.kubernetes.client import CONNECTION_POOL_SIZE, MERGE_PATCH
 from scheduler.backends.kubernetes.manifests import (
     build_job,
     build_payload_secret,
     build_service,
+    commit_patch,
 )
 from scheduler.domain.jobs import build_request
 from scheduler.models import JobScheduleDescription
 from scheduler.radixconfig import JobDefinition
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+# The commit deadline of a held Job in the crash-safe sequence (the scheduler's default grace).
+COMMIT_GRACE_SECONDS = 30.0
+# What one job's creation is made of: the issue's triple, or the scheduler's own calls.
+Calls = Literal["triple", "crash-safe"]
 CLEANUP_TIMEOUT_SECONDS = 300.0
 # Every object of the raw creates carries this label: the clean-up deletes by it.
 BENCH_LABEL, BENCH_VALUE = "job-scheduler-bench", "raw"
@@ -110,13 +116,19 @@ class RawKube:
             await self._session.close()
 
     async def _call(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str | None = None,
     ) -> tuple[int, bytes]:
         assert self._session is not None, "RawKube is entered"
         data = None if body is None else json.dumps(body)
         extra: dict[str, Any] = {}
         if self._server_hostname:
             extra["server_hostname"] = self._server_hostname
+        if content_type is not None:
+            extra["headers"] = {"Content-Type": content_type}
         try:
             async with self._session.request(method, path, data=data, **extra) as response:
                 return response.status, await response.read()
@@ -124,9 +136,13 @@ class RawKube:
             raise RawError(f"{method} {path}: no answer: {exc!r}") from exc
 
     async def _json(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
-        status, answer = await self._call(method, path, body)
+        status, answer = await self._call(method, path, body, content_type)
         if status >= 300:
             raise RawError(f"{method} {path}: {status} {answer[:300]!r}")
         result: dict[str, Any] = json.loads(answer)
@@ -138,31 +154,57 @@ class RawKube:
         """What one `POST /api/v1/jobs` asks of the API server: the Job, then its payload
         Secret, then its Service, one after the other."""
         request = build_request(self._definition, JobScheduleDescription(payload=payload), name)
-        identity, namespace = self._identity, self._identity.namespace
-        job = _labelled(build_job(identity, request))
+        namespace = self._identity.namespace
+        created = await self._json("POST", _jobs_path(namespace), self._job(request, None))
+        secret, service = self._owned(request, created["metadata"]["uid"])
+        await self._json("POST", f"/api/v1/namespaces/{namespace}/secrets", secret)
+        await self._json("POST", f"/api/v1/namespaces/{namespace}/services", service)
+
+    async def create_crash_safe(self, name: str, payload: str) -> None:
+        """The calls a `POST /api/v1/jobs` makes, in its order: the Job, held and pending; its
+        Secret and Service together; the patch that commits the Job and lets it start."""
+        request = build_request(self._definition, JobScheduleDescription(payload=payload), name)
+        namespace = self._identity.namespace
+        deadline = datetime.now(UTC) + timedelta(seconds=COMMIT_GRACE_SECONDS)
+        created = await self._json("POST", _jobs_path(namespace), self._job(request, deadline))
+        secret, service = self._owned(request, created["metadata"]["uid"])
+        await asyncio.gather(
+            self._json("POST", f"/api/v1/namespaces/{namespace}/secrets", secret),
+            self._json("POST", f"/api/v1/namespaces/{namespace}/services", service),
+        )
+        await self._json(
+            "PATCH", f"{_jobs_path(namespace)}/{name}", commit_patch(), content_type=MERGE_PATCH
+        )
+
+    def _job(self, request: JobRequest, deadline: datetime | None) -> dict[str, Any]:
+        job = _labelled(build_job(self._identity, request, deadline))
         job["spec"]["template"]["metadata"]["labels"][BENCH_LABEL] = BENCH_VALUE
-        created = await self._json("POST", _jobs_path(namespace), job)
-        uid = created["metadata"]["uid"]
-        secret = build_payload_secret(identity, request, uid)
-        service = build_service(identity, request, uid)
+        return job
+
+    def _owned(self, request: JobRequest, uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        secret = build_payload_secret(self._identity, request, uid)
+        service = build_service(self._identity, request, uid)
         assert secret is not None and service is not None, "the bench job has payload and ports"
-        await self._json("POST", f"/api/v1/namespaces/{namespace}/secrets", _labelled(secret))
-        await self._json("POST", f"/api/v1/namespaces/{namespace}/services", _labelled(service))
+        return _labelled(secret), _labelled(service)
 
     async def list_jobs(self, namespace: str, selector: str) -> int:
         """A raw LIST of the Jobs a `GET /api/v1/jobs` shows: their JSON, parsed."""
         answer = await self._json("GET", f"{_jobs_path(namespace)}?labelSelector={quote(selector)}")
         return len(answer.get("items") or [])
 
-    async def burst(self, count: int, concurrency: int, prefix: str, payload: str) -> Burst:
-        """`count` triples, at most `concurrency` at once."""
+    async def burst(
+        self, count: int, concurrency: int, prefix: str, payload: str, calls: Calls = "triple"
+    ) -> Burst:
+        """`count` jobs' creates (triples, or the scheduler's crash-safe calls), at most
+        `concurrency` at once."""
         gate = asyncio.Semaphore(concurrency)
         burst = Burst(count, concurrency)
+        create = self.create_triple if calls == "triple" else self.create_crash_safe
 
         async def one(index: int) -> None:
             async with gate:
                 try:
-                    await self.create_triple(f"{prefix}-{index:05d}", payload)
+                    await create(f"{prefix}-{index:05d}", payload)
                 except (RawError, KeyError, ValueError) as exc:
                     burst.failed(str(exc))
 
@@ -221,6 +263,8 @@ class Burst:
         self.seconds = 0.0
         self.errors = 0
         self.samples: list[str] = []  # the first few errors
+        # CPU seconds each process measured spent during the burst, by name.
+        self.cpu_seconds: dict[str, float] = {}
 
     def failed(self, message: str) -> None:
         self.errors += 1
@@ -232,6 +276,9 @@ class Burst:
         """Created jobs per second."""
         return (self.requests - self.errors) / self.seconds if self.seconds else 0.0
 
+    def cpu_ms_per_job(self) -> dict[str, float]:
+        return {name: 1000 * spent / self.requests for name, spent in self.cpu_seconds.items()}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
@@ -240,6 +287,7 @@ class Burst:
             "errors": self.errors,
             "jobs_per_second": self.rate,
             "error_samples": self.samples,
+            "cpu_ms_per_job": self.cpu_ms_per_job(),
         }
 
 

@@ -44,6 +44,10 @@ def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Pat
     for row in rows:
         [line] = [line for line in lines if line.startswith(row)]
         assert line.endswith((" MET", " NOT MET")), line
+    # The burst against the calls a POST makes, crash-safe, is there for information.
+    [line] = [line for line in lines if line.startswith("  the same, raw as a POST's 4 calls")]
+    assert line.endswith("(information)"), line
+    assert "CPU ms per job during those bursts" in details, result.stdout
     assert "POST /api/v1/batches of 5 jobs" in details, result.stdout
     assert "peak (VmHWM)" in details, result.stdout
 
@@ -52,6 +56,8 @@ def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Pat
         "post", "burst", "get_40", "get_60", "rss_idle", "rss_delta", "rss_memory",
     }  # fmt: skip
     assert document["burst"]["scheduler"]["requests"] == 20
+    assert document["burst"]["crash_safe_calls"]["errors"] == 0
+    assert set(document["burst"]["scheduler"]["cpu_ms_per_job"]) == {"scheduler", "API server"}
     assert [level["jobs"] for level in document["get"]["levels"]] == [40, 60]
     assert document["rss"]["memory_jobs"] == 130
     assert document["rss"]["chart_limit_mib"] > 0
