@@ -196,7 +196,7 @@ def create_app(
             metrics=metrics,
         )
         app[WEBHOOK] = sender
-        notifier.subscribe(sender.send)
+        notifier.subscribe(lambda note: sender.send(note.id, note.key, note.body))
         # Started before the watches and closed after them, so no event is sent to a closed one.
         app.cleanup_ctx.append(_webhook)
     app.cleanup_ctx.append(_background)

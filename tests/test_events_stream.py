@@ -19,6 +19,8 @@ from pytest_aiohttp import AiohttpServer
 
 from scheduler.api.keys import EVENTS
 from scheduler.domain.events import EventHub
+from scheduler.domain.notifying import Notification
+from scheduler.models import BatchEvent, BatchType, Event, EventType, JobStatus, JobStatusEnum
 from tests.conftest import ClientFactory, post_job, wait_for_status, wait_until
 from tests.test_notifications import radixconfig_with_webhook
 
@@ -291,11 +293,17 @@ async def test_an_idle_stream_gets_heartbeat_comments(start: ClientFactory) -> N
         assert await stream.read() == Frame(None, None, "", comment="heartbeat")
 
 
-def flood_body(index: int) -> bytes:
+def flood(index: int) -> Notification:
     """An event far bigger than any job's: a few of them fill a client's socket buffers."""
-    status = {"name": f"flood-{index}", "status": "Running", "message": "x" * 100_000}
-    event = {"name": "flood", "batchType": "batch", "event": "Update", "jobStatuses": [status]}
-    return json.dumps(event).encode()
+    status = JobStatus(name=f"flood-{index}", status=JobStatusEnum.RUNNING, message="x" * 100_000)
+    return Notification(
+        "flood",
+        BatchEvent(
+            name="flood", batch_type=BatchType.BATCH, event=Event(EventType.UPDATE),
+            job_statuses=[status],
+        ),
+        f"flood-{index}",
+    )  # fmt: skip
 
 
 async def stall(client: Client, reader: Stream) -> None:
@@ -304,7 +312,7 @@ async def stall(client: Client, reader: Stream) -> None:
     hub = client.app[EVENTS]
     index = 0
     while hub.dropped == 0:
-        hub.publish(f"flood-{index}", "flood", flood_body(index))
+        hub.publish(flood(index))
         assert (await reader.frame()).body["jobStatuses"][0]["name"] == f"flood-{index}"
         index += 1
 
@@ -375,12 +383,19 @@ def test_the_events_benchmark_runs_on_a_small_scale_and_prints_its_figures() -> 
 # -- the hub alone ------------------------------------------------------------------------------
 
 
-def event_body(name: str, event: str = "Update", batch_jobs: list[str] | None = None) -> bytes:
-    """A webhook body: of a single job, or of a batch whose event carries `batch_jobs`."""
-    jobs = [{"name": name}] if batch_jobs is None else [{"name": job} for job in batch_jobs]
-    batch_type = "job" if batch_jobs is None else "batch"
-    body = {"name": name, "batchType": batch_type, "event": event, "jobStatuses": jobs}
-    return json.dumps(body).encode()
+def notification(
+    name: str, event: str = "Update", batch_jobs: list[str] | None = None
+) -> Notification:
+    """A webhook event: of a single job, or of a batch whose event carries `batch_jobs`."""
+    jobs = [name] if batch_jobs is None else batch_jobs
+    batch_type = BatchType.JOB if batch_jobs is None else BatchType.BATCH
+    body = BatchEvent(
+        name=name,
+        batch_type=batch_type,
+        event=Event(EventType(event)),
+        job_statuses=[JobStatus(name=job) for job in jobs],
+    )
+    return Notification(name, body)
 
 
 def ids(frames: list[bytes]) -> list[bytes]:
@@ -390,15 +405,16 @@ def ids(frames: list[bytes]) -> list[bytes]:
 def test_events_get_increasing_ids_and_one_frame_shared_by_all_subscribers() -> None:
     hub = EventHub(first_id=100)
     first, second = hub.subscribe(), hub.subscribe()
-    hub.publish("webhook-id", "job-1", event_body("job-1", "Create"))
-    hub.publish("webhook-id", "job-1", event_body("job-1"))
+    created, updated = notification("job-1", "Create"), notification("job-1")
+    hub.publish(created)
+    hub.publish(updated)
     frames = first.take()
+    # The webhook's body, as it is.
     assert frames == [
-        b'id: 100\nevent: Create\ndata: {"name": "job-1", "batchType": "job", "event": "Create", '
-        b'"jobStatuses": [{"name": "job-1"}]}\n\n',
-        b'id: 101\nevent: Update\ndata: {"name": "job-1", "batchType": "job", "event": "Update", '
-        b'"jobStatuses": [{"name": "job-1"}]}\n\n',
+        b"id: 100\nevent: Create\ndata: " + created.body + b"\n\n",
+        b"id: 101\nevent: Update\ndata: " + updated.body + b"\n\n",
     ]
+    assert json.loads(created.body)["jobStatuses"][0]["name"] == "job-1"
     assert all(a is b for a, b in zip(frames, second.take(), strict=True))
 
 
@@ -409,7 +425,7 @@ def test_a_subscriber_that_falls_behind_is_reset_and_dropped_and_the_others_get_
     slow, fast = hub.subscribe(), hub.subscribe()
     received = []
     for i in range(5):
-        hub.publish("id", f"job-{i}", event_body(f"job-{i}"))
+        hub.publish(notification(f"job-{i}"))
         received += fast.take()
     assert ids(received) == [b"id: 1", b"id: 2", b"id: 3", b"id: 4", b"id: 5"]
     assert (hub.subscribers, hub.dropped) == (1, 1)
@@ -422,8 +438,9 @@ def test_a_subscriber_that_falls_behind_is_reset_and_dropped_and_the_others_get_
 
 def test_the_ring_replays_what_it_keeps_and_resets_what_it_does_not() -> None:
     hub = EventHub(ring_size=3, first_id=1)
+    hub.subscribe()  # a client listens: from now on, events are kept for it
     for i in range(5):  # ids 1 to 5; the ring keeps 3, 4 and 5
-        hub.publish("id", f"job-{i}", event_body(f"job-{i}"))
+        hub.publish(notification(f"job-{i}"))
     assert ids(hub.subscribe("2").take()) == [b"id: 3", b"id: 4", b"id: 5"]
     assert hub.subscribe("5").take() == []
     assert ids(hub.subscribe("3", job="job-4").take()) == [b"id: 5"]
@@ -435,16 +452,31 @@ def test_the_ring_replays_what_it_keeps_and_resets_what_it_does_not() -> None:
 def test_a_batch_delete_is_about_the_jobs_its_batch_had() -> None:
     hub = EventHub(first_id=1)
     by_job, by_batch = hub.subscribe(job="b-1"), hub.subscribe(batch="b")
-    hub.publish("id", "b", event_body("b", "Create", ["b-1", "b-2"]))
-    hub.publish("id", "b", event_body("b", "Update", ["b-2"]))
-    hub.publish("id", "b", event_body("b", "Delete", []))
-    hub.publish("id", "b-1", event_body("b-1", "Create"))  # a single job, not the batch's
+    hub.publish(notification("b", "Create", ["b-1", "b-2"]))
+    hub.publish(notification("b", "Update", ["b-2"]))
+    hub.publish(notification("b", "Delete", []))
+    hub.publish(notification("b-1", "Create"))  # a single job, not the batch's
     assert [frame.split(b"\n")[1] for frame in by_job.take()] == [
         b"event: Create",
         b"event: Delete",
         b"event: Create",
     ]
     assert ids(by_batch.take()) == [b"id: 1", b"id: 2", b"id: 3"]
+
+
+def test_before_any_client_subscribes_events_are_numbered_but_not_kept() -> None:
+    # No client can hold an id of this hub's yet (ids only reach clients through a stream), so
+    # there is nothing to replay: a scheduler nobody listens to serializes no event for it.
+    hub = EventHub(first_id=1)
+    hub.publish(notification("job-0"))
+    hub.publish(notification("b", "Create", ["b-1"]))
+    by_job = hub.subscribe(job="b-1")
+    hub.publish(notification("b", "Delete", []))
+    (deleted,) = by_job.take()
+    assert deleted.startswith(b"id: 3\nevent: Delete\n")  # still about the job named before
+    (reset,) = hub.subscribe("1").take()
+    assert reset.startswith(b"id: 3\nevent: reset\n")
+    assert ids(hub.subscribe("2").take()) == [b"id: 3"]
 
 
 def test_a_closed_hub_ends_every_subscription_and_those_that_come_later() -> None:
@@ -457,7 +489,7 @@ def test_a_closed_hub_ends_every_subscription_and_those_that_come_later() -> Non
 async def test_waiting_for_frames_returns_them_all_then_nothing_once_ended() -> None:
     hub = EventHub(first_id=1)
     with hub.subscribe() as subscription:
-        hub.publish("id", "a", event_body("a"))
+        hub.publish(notification("a"))
         hub.heartbeat()
         assert ids(await subscription.frames()) == [b"id: 1", b": heartbeat"]
         hub.close()

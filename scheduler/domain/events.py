@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
 
+from scheduler.domain.notifying import Notification
 from scheduler.models import BatchType, EventType
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class EventHub:
         # The jobs each batch's events named: a batch's Delete carries none, yet is about them.
         self._members: dict[str, set[str]] = {}
         self._closed = False
+        self._listened = False  # whether a client has subscribed yet
         self.dropped = 0  # subscribers dropped for falling behind
 
     @property
@@ -152,24 +154,30 @@ class EventHub:
         """The newest event's id (one less than the first id while there is none)."""
         return self._next_id - 1
 
-    def publish(self, event_id: str, key: str, body: bytes) -> None:
-        """The Notifier's `Send`: number the event, keep it, and queue it for each subscriber."""
-        document = json.loads(body)
-        kind: str = document["event"]
-        named = frozenset(job["name"] for job in document.get("jobStatuses") or ())
+    def publish(self, notification: Notification) -> None:
+        """The Notifier's `Send`: number the event, keep it, and queue it for each subscriber.
+
+        Until the first client subscribes, events are only numbered: none can come back for
+        them (ids reach clients only through a stream), so nothing is serialized or kept."""
+        event = notification.event
+        named = frozenset(job.name for job in event.job_statuses or ())
         batch: str | None = None
         jobs = named
-        if document.get("batchType") != BatchType.JOB:
-            batch = document["name"]
+        if event.batch_type != BatchType.JOB:
+            batch = event.name
             members = self._members.setdefault(batch, set())
             members |= named
-            if kind == EventType.DELETE:
+            if event.event.root == EventType.DELETE:
                 jobs = frozenset(self._members.pop(batch))
-        event = StreamEvent(self._next_id, batch, jobs, sse_frame(self._next_id, kind, body))
+        event_id = self._next_id
         self._next_id += 1
-        self._ring.append(event)
+        if not self._listened:
+            return
+        frame = sse_frame(event_id, event.event.root.value, notification.body)
+        published = StreamEvent(event_id, batch, jobs, frame)
+        self._ring.append(published)
         for subscription in tuple(self._subscribers):
-            if subscription.wants(event) and not subscription._offer(event.frame):
+            if subscription.wants(published) and not subscription._offer(frame):
                 self._drop(subscription)
 
     def subscribe(
@@ -179,6 +187,7 @@ class EventHub:
 
         An id the ring no longer holds, or that is not one of ours, queues a `reset` first.
         """
+        self._listened = True
         subscription = Subscription(self, job, batch, self._queue_size)
         if after is not None:
             missed = self._since(after)
