@@ -106,6 +106,18 @@ async def test_a_watch_from_a_version_replays_only_later_events(kube: Kube) -> N
     response.close()
 
 
+async def test_a_watch_resumed_from_a_version_replays_only_its_own_namespace(kube: Kube) -> None:
+    since = await create_secret(kube, "a")
+    await kube.core.create_namespaced_secret("other", secret_manifest("elsewhere"))
+    await create_secret(kube, "b")
+
+    response = await raw_watch(kube, resource_version=since)
+    event = await next_event(response)
+
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "b")
+    response.close()
+
+
 async def test_the_watch_class_yields_typed_objects_and_tracks_the_version(kube: Kube) -> None:
     await create_secret(kube, "a")
     seen = []

@@ -102,7 +102,12 @@ class Watches:
                 lines.append(self._bookmark(watch.kind, initial_events_end=True))
             return lines
         events = self.store.events_since(watch.kind, version)
-        return [line for event in events if (line := _filtered(event, watch)) is not None]
+        return [
+            line
+            for event in events
+            if (watch.namespace is None or event.record.namespace == watch.namespace)
+            and (line := _filtered(event, watch)) is not None
+        ]
 
     async def _expired(self, request: web.Request, exc: TooOld) -> web.StreamResponse:
         # The real server answers 200 and reports the expiry as an ERROR event in the stream.
