@@ -80,7 +80,11 @@ WARMUP_REQUESTS = 10
 WARMUP_POSTS = 5
 WARMUP_BATCH_JOBS = 5
 IDLE_SETTLE_SECONDS = 1.0
-BURST_PAUSE_SECONDS = 2.0  # between burst rounds: most of a round's pods have started
+# Before each side's burst, the processes we can see settle: the previous side's pods are started
+# and their watch events read. Quiet means under this share of a CPU over one sample; at most
+# the timeout. Against a real cluster (whose processes are not ours to see), a fixed pause.
+QUIET_CPU_SHARE, QUIET_SAMPLE_SECONDS, QUIET_TIMEOUT_SECONDS = 0.05, 0.5, 60.0
+BURST_PAUSE_SECONDS = 2.0
 # The burst's sides: POSTs; the raw triples; the raw calls a POST makes (crash-safe creation).
 BURST_SIDES: tuple[Literal["scheduler", "triple", "crash-safe"], ...] = (
     "scheduler", "triple", "crash-safe",
@@ -99,6 +103,21 @@ def progress(message: str) -> None:
 
 def wait_seconds(jobs: int) -> float:
     return WAIT_BASE_SECONDS + WAIT_PER_JOB_SECONDS * jobs
+
+
+async def settled(processes: dict[str, int], *, fixed: bool) -> None:
+    """Wait until every process is quiet (or, `fixed`, a fixed pause)."""
+    if fixed:
+        await asyncio.sleep(BURST_PAUSE_SECONDS)
+        return
+    deadline = time.monotonic() + QUIET_TIMEOUT_SECONDS
+    spent = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    while time.monotonic() < deadline:
+        await asyncio.sleep(QUIET_SAMPLE_SECONDS)
+        now = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        if all(now[name] - spent[name] < QUIET_CPU_SHARE * QUIET_SAMPLE_SECONDS for name in now):
+            return
+        spent = now
 
 
 async def measure_level(
@@ -189,6 +208,7 @@ async def measure(
             progress(f"burst {round_ + 1}: {args.burst} POSTs, {args.burst_concurrency} in flight")
             shift = round_ % len(BURST_SIDES)
             for side in BURST_SIDES[shift:] + BURST_SIDES[:shift]:
+                await settled(processes, fixed=fake_pid is None)
                 before = {name: cpu_seconds(p) for name, p in processes.items()}
                 if side == "scheduler":
                     measured = await client.burst(args.burst, args.burst_concurrency)
@@ -204,7 +224,6 @@ async def measure(
             progress(
                 "  " + ", ".join(f"{side} {rounds[side][-1].rate:.1f} jobs/s" for side in rounds)
             )
-            await asyncio.sleep(BURST_PAUSE_SECONDS)
         burst, raw_burst, safe_burst = (
             sorted(rounds[side], key=lambda b: b.rate)[len(rounds[side]) // 2]
             for side in BURST_SIDES
@@ -339,7 +358,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add = parser.add_argument
     add("--requests", type=int, default=300, help="sequential requests per measure (300)")
     add("--burst", type=int, default=500, help="POSTs in the burst (500)")
-    add("--burst-rounds", type=int, default=3, help="bursts of each side, the median (3)")
+    add("--burst-rounds", type=int, default=6, help="bursts of each side, the median (6)")
     add("--burst-concurrency", type=int, default=64, help="the burst's POSTs in flight (64)")
     add("--get-levels", type=_levels, default=[1000, 5000], help="jobs at each GET (1000,5000)")
     add("--memory-jobs", type=int, default=10000, help="jobs at the last RSS (10000)")

@@ -12,7 +12,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
 SMOKE_TIMEOUT_SECONDS = 120
 SMOKE_ARGS = [
-    "--requests", "10", "--burst", "20", "--get-levels", "40,60", "--memory-jobs", "130",
+    "--requests", "10", "--burst", "20", "--get-levels", "40,60", "--memory-jobs", "200",
     "--batch-jobs", "5", "--batch-rounds", "1",
 ]  # fmt: skip
 
@@ -38,7 +38,7 @@ def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Pat
         "GET /api/v1/jobs p50 / p95, 60 jobs",
         "RSS idle",
         "RSS +40 running jobs",
-        "RSS at 130 jobs",
+        "RSS at 200 jobs",
     ]
     lines = table.splitlines()
     for row in rows:
@@ -59,7 +59,7 @@ def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Pat
     assert document["burst"]["crash_safe_calls"]["errors"] == 0
     assert set(document["burst"]["scheduler"]["cpu_ms_per_job"]) == {"scheduler", "API server"}
     assert [level["jobs"] for level in document["get"]["levels"]] == [40, 60]
-    assert document["rss"]["memory_jobs"] == 130
+    assert document["rss"]["memory_jobs"] == 200
     assert document["rss"]["chart_limit_mib"] > 0
     # Every object the run created was deleted at the end.
     assert "deleted in bench:" in result.stderr, result.stderr
