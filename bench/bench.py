@@ -200,8 +200,7 @@ async def measure(
                 await measure_level(client, raw, settings, seedings[-1].listed, args.requests, pid)
             )
         # After the GET levels, so their jobs are as many as they say. Several rounds, the sides
-        # taking turns at going first (the first one's pods are still starting while the next
-        # runs): the median round of each side.
+        # taking turns at going first, each burst starting from quiet: the median round of each.
         rounds: dict[str, list[Burst]] = {side: [] for side in BURST_SIDES}
         processes = {"scheduler": pid} | ({} if fake_pid is None else {"API server": fake_pid})
         for round_ in range(args.burst_rounds):

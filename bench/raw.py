@@ -21,6 +21,7 @@ import aiohttp
 from kubernetes.aio import client as k8s
 
 from scheduler.backends.base import Identity, JobRequest
+from scheduler.backends.kubernetes.backend import DEFAULT_CREATE_GRACE_SECONDS
 from scheduler.backends.kubernetes.client import CONNECTION_POOL_SIZE, MERGE_PATCH
 from scheduler.backends.kubernetes.manifests import (
     build_job,
@@ -33,11 +34,9 @@ from scheduler.models import JobScheduleDescription
 from scheduler.radixconfig import JobDefinition
 
 REQUEST_TIMEOUT_SECONDS = 30.0
-# The commit deadline of a held Job in the crash-safe sequence (the scheduler's default grace).
-COMMIT_GRACE_SECONDS = 30.0
+CLEANUP_TIMEOUT_SECONDS = 300.0
 # What one job's creation is made of: the issue's triple, or the scheduler's own calls.
 Calls = Literal["triple", "crash-safe"]
-CLEANUP_TIMEOUT_SECONDS = 300.0
 # Every object of the raw creates carries this label: the clean-up deletes by it.
 BENCH_LABEL, BENCH_VALUE = "job-scheduler-bench", "raw"
 BENCH_SELECTOR = f"{BENCH_LABEL}={BENCH_VALUE}"
@@ -165,7 +164,7 @@ class RawKube:
         Secret and Service together; the patch that commits the Job and lets it start."""
         request = build_request(self._definition, JobScheduleDescription(payload=payload), name)
         namespace = self._identity.namespace
-        deadline = datetime.now(UTC) + timedelta(seconds=COMMIT_GRACE_SECONDS)
+        deadline = datetime.now(UTC) + timedelta(seconds=DEFAULT_CREATE_GRACE_SECONDS)
         created = await self._json("POST", _jobs_path(namespace), self._job(request, deadline))
         secret, service = self._owned(request, created["metadata"]["uid"])
         await asyncio.gather(
