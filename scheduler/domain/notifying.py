@@ -24,7 +24,7 @@ class Notification:
     """One event for the subscribers: its id (the webhook's `X-Scheduler-Event-Id`), the key
     whose events must be delivered in order, and the event. Its JSON body is made once, when a
     subscriber first asks for it: with no webhook and no client of the event stream, nobody
-    does. (Dumping every event, and parsing it back for the stream, was three quarters of what
+    does. (Dumping every event, and parsing it back for the stream, was two thirds of what
     a notification cost in a burst of POSTs.)"""
 
     __slots__ = ("_body", "event", "id", "key")
