@@ -46,7 +46,7 @@ from procs import (  # noqa: E402
     running,
     wait_for_kubeconfig,
 )
-from raw import BENCH_SELECTOR, Burst, RawError, RawKube  # noqa: E402
+from raw import BENCH_SELECTOR, Burst, Calls, RawError, RawKube  # noqa: E402
 from report import Level, Report, Timings, render  # noqa: E402
 from schedclient import MAX_IN_FLIGHT, PAYLOAD, SchedulerClient, wait_until  # noqa: E402
 
@@ -86,7 +86,7 @@ IDLE_SETTLE_SECONDS = 1.0
 QUIET_CPU_SHARE, QUIET_SAMPLE_SECONDS, QUIET_TIMEOUT_SECONDS = 0.05, 0.5, 60.0
 BURST_PAUSE_SECONDS = 2.0
 # The burst's sides: POSTs; the raw triples; the raw calls a POST makes (crash-safe creation).
-BURST_SIDES: tuple[Literal["scheduler", "triple", "crash-safe"], ...] = (
+BURST_SIDES: tuple[Literal["scheduler"] | Calls, ...] = (
     "scheduler", "triple", "crash-safe",
 )  # fmt: skip
 # Waiting for seeded jobs to show Running: this long, plus this much per job in the view.

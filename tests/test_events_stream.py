@@ -302,7 +302,6 @@ def flood(index: int) -> Notification:
             name="flood", batch_type=BatchType.BATCH, event=Event(EventType.UPDATE),
             job_statuses=[status],
         ),
-        f"flood-{index}",
     )  # fmt: skip
 
 

@@ -29,8 +29,8 @@ class Notification:
 
     __slots__ = ("_body", "event", "id", "key")
 
-    def __init__(self, key: str, event: BatchEvent, event_id: str | None = None) -> None:
-        self.id = uuid.uuid4().hex if event_id is None else event_id
+    def __init__(self, key: str, event: BatchEvent) -> None:
+        self.id = uuid.uuid4().hex
         self.key = key
         self.event = event
         self._body: bytes | None = None
