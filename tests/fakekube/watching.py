@@ -30,6 +30,11 @@ class WatchRequest:
     timeout_seconds: float | None
     send_initial_events: bool = False
 
+    def covers(self, event: Event) -> bool:
+        """The event is of this watch's kind and namespace (its selectors are `_filtered`'s)."""
+        record = event.record
+        return record.kind is self.kind and self.namespace in (None, record.namespace)
+
 
 class _Stream:
     """One open watch: events queued by the store's listener, None meaning "drop now"."""
@@ -71,12 +76,7 @@ class Watches:
         except TooOld as exc:
             return await self._expired(request, exc)
         unsubscribe = self.store.add_listener(
-            lambda event: (
-                stream.queue.put_nowait(event)
-                if event.record.kind is watch.kind
-                and (watch.namespace is None or event.record.namespace == watch.namespace)
-                else None
-            )
+            lambda event: stream.queue.put_nowait(event) if watch.covers(event) else None
         )
         self._streams.add(stream)
         self._none_open.clear()
@@ -105,8 +105,7 @@ class Watches:
         return [
             line
             for event in events
-            if (watch.namespace is None or event.record.namespace == watch.namespace)
-            and (line := _filtered(event, watch)) is not None
+            if watch.covers(event) and (line := _filtered(event, watch)) is not None
         ]
 
     async def _expired(self, request: web.Request, exc: TooOld) -> web.StreamResponse:
