@@ -4,8 +4,9 @@ the webhook (and any other subscriber).
 A single job is a batch of one (`batchType: job`). A batch being created is held until all its
 jobs are in the view, so its Create carries them all; later changes made in one pass of the event
 loop become one event. As in Radix, an Update is sent when a job's status or message changed (not
-for a new timestamp) and carries only those jobs. Nothing is sent for what the view finds at
-start-up: a restarted scheduler does not announce old news again.
+for a new timestamp) and carries only those jobs; so is a new attempt (a retry after a failure, or
+a restart), which Radix leaves unannounced when the status stays the same. Nothing is sent for
+what the view finds at start-up: a restarted scheduler does not announce old news again.
 """
 
 from __future__ import annotations
@@ -149,8 +150,13 @@ class Notifier:
 
 
 def _news(old: JobStatus, new: JobStatus) -> bool:
-    """What Radix notifies about: a change of status or message (not a new timestamp)."""
-    return (old.status, old.message) != (new.status, new.message)
+    """What Radix notifies about, a change of status or message (not a new timestamp), and a new
+    attempt: a restart, or one more attempt after a first one (the first pod appearing is no news
+    of its own; its status change is)."""
+    if (old.status, old.message, old.restart) != (new.status, new.message, new.restart):
+        return True
+    before = len(old.pod_statuses)
+    return before > 0 and len(new.pod_statuses) > before
 
 
 def _last_seen(batch: str, jobs: list[JobStatus]) -> BatchStatus:
