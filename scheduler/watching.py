@@ -5,39 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 
 from scheduler.backends.base import Backend, Kind
+from scheduler.backoff import Backoff
 from scheduler.errors import ResourceExpiredError, SchedulerError
 from scheduler.health import Health
 from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
-
-INITIAL_BACKOFF_SECONDS = 0.2
-MAX_BACKOFF_SECONDS = 30.0
-
-
-class Backoff:
-    """Exponential back-off with full jitter, reset after a success."""
-
-    def __init__(
-        self,
-        initial: float = INITIAL_BACKOFF_SECONDS,
-        maximum: float = MAX_BACKOFF_SECONDS,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self._initial, self._maximum, self._rng = initial, maximum, rng
-        self._attempt = 0
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self._maximum, self._initial * 2**self._attempt)
-        self._attempt += 1
-        return float(ceiling / 2 + ceiling / 2 * self._rng())
 
 
 async def watching(
