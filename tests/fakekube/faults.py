@@ -99,6 +99,7 @@ class Faults:
     matching failure, if any."""
 
     def __init__(self, on_down: Callable[[], None] | None = None) -> None:
+        self._log_cuts: list[tuple[int, bool]] = []
         self._rules: list[_Rule] = []
         self._holds: list[Hold] = []
         self._down = False
@@ -136,8 +137,20 @@ class Faults:
         self._rules.append(_Rule(method, re.compile(path_regex), times, seconds=seconds, hold=hold))
         return hold
 
+    def cut_logs(self, after_lines: int, times: int = 1, *, clean: bool = False) -> None:
+        """The next `times` followed logs each send `after_lines` lines, then end: abruptly,
+        half-way through the next line, as the connection closes at an API server's restart;
+        or `clean`ly, as at the kubelet's or a proxy's timeout."""
+        self._log_cuts.extend([(after_lines, clean)] * times)
+
+    def take_log_cut(self) -> tuple[int, bool] | None:
+        """For a followed log being opened: how many lines it may send before it is cut, and
+        whether the cut is clean."""
+        return self._log_cuts.pop(0) if self._log_cuts else None
+
     def clear(self) -> None:
         """Forget every rule, let held requests go on and bring the server back up."""
+        self._log_cuts.clear()
         self._rules.clear()
         for hold in self._holds:
             hold.release()

@@ -79,8 +79,15 @@ class Kubelet:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
-    def logs(self, pod: Record, container: str | None = None, timestamps: bool = False) -> str:
-        """The container's log; with `timestamps` each line after its RFC3339Nano time."""
+    def logs(
+        self,
+        pod: Record,
+        container: str | None = None,
+        timestamps: bool = False,
+        since: str | None = None,
+    ) -> str:
+        """The container's log; with `timestamps` each line after its RFC3339Nano time; with
+        `since` (RFC 3339) only the lines timed then or later, as the kubelet's `sinceTime`."""
         lines = self._logs.get(pod.uid)
         if lines is None:
             names = [c.get("name") for c in pod.obj["spec"].get("containers") or []]
@@ -90,6 +97,8 @@ class Kubelet:
             raise bad_request(
                 f'container "{name}" in pod "{pod.name}" is waiting to start: {reason}'
             )
+        if since is not None:
+            lines = [(at, line) for at, line in lines if _time_key(at) >= _time_key(since)]
         if timestamps:
             return "".join(f"{at} {line}\n" for at, line in lines)
         return "".join(f"{line}\n" for _, line in lines)
@@ -381,6 +390,12 @@ class Kubelet:
     def _allocate_ip(self) -> str:
         self._next_ip += 1
         return f"10.244.{self._next_ip // 250}.{self._next_ip % 250 + 2}"
+
+
+def _time_key(stamp: str) -> tuple[str, str]:
+    """An RFC 3339 UTC time, in any precision, as a key that sorts by time."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return whole, fraction.ljust(9, "0")
 
 
 def _rfc3339_nano() -> str:

@@ -276,28 +276,64 @@ class ResourceHandler:
     async def _log(self, request: web.Request, backend: Backend, pod: Record) -> web.StreamResponse:
         container = request.query.get("container")
         timestamps = request.query.get("timestamps", "").lower() == "true"
-        text = backend.kubelet.logs(pod, container, timestamps)
+        since = request.query.get("sinceTime")
+        text = backend.kubelet.logs(pod, container, timestamps, since)
         tail = _int_param(request, "tailLines")
         if request.query.get("follow", "").lower() != "true":
             return web.Response(text=_tail(text, tail), content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        sent = _tail(text, tail)
-        await response.write(sent.encode())
+        stream = _FollowedLog(request, response, backend.faults.take_log_cut())
+        if not await stream.send(_tail(text, tail)):
+            return response
         offset = len(text)
         # Poll the kubelet until the container ends: simple, and a followed log is rare.
         while True:
             current = backend.registry.store.get(POD, pod.namespace, pod.name)
             if current is None or current.uid != pod.uid:
                 break
-            text = backend.kubelet.logs(current, container, timestamps)
-            await response.write(text[offset:].encode())
+            text = backend.kubelet.logs(current, container, timestamps, since)
+            if backend.faults.down or not await stream.send(text[offset:]):
+                stream.cut()  # an outage ends the open streams mid-way, as a restart does
+                return response
             offset = len(text)
             if backend.kubelet.logs_finished(current):
                 break
             await asyncio.sleep(LOG_POLL_SECONDS)
         return response
+
+
+class _FollowedLog:
+    """A followed log's stream, cut after a number of lines when a fault says so."""
+
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, cut: tuple[int, bool] | None
+    ) -> None:
+        self._request = request
+        self._response = response
+        self._lines_left, self._clean = cut if cut is not None else (None, False)
+
+    async def send(self, text: str) -> bool:
+        """False when the stream was cut on the way."""
+        if self._lines_left is not None:
+            lines = text.splitlines(keepends=True)
+            if len(lines) > self._lines_left:
+                kept = "".join(lines[: self._lines_left])
+                if not self._clean:
+                    kept += lines[self._lines_left][: len(lines[self._lines_left]) // 2]
+                await self._response.write(kept.encode())
+                self.cut()
+                return False
+            self._lines_left -= len(lines)
+        if text:
+            await self._response.write(text.encode())
+        return True
+
+    def cut(self) -> None:
+        """End the stream: cleanly, or by closing its connection mid-stream."""
+        if not self._clean and self._request.transport is not None:
+            self._request.transport.close()
 
 
 def _tail(text: str, lines: int | None) -> str:
