@@ -343,10 +343,14 @@ class KubeApi:
         follow: bool,
         tail_lines: int | None,
         timestamps: bool,
+        since_time: str | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """A pod's container log as the API server sends it; first an empty chunk once the
-        stream is open. With `follow` it ends when the container does."""
+        stream is open. With `follow` it ends when the container does. `since_time` (RFC 3339)
+        leaves out the lines the kubelet timed earlier."""
         params = {"container": container}
+        if since_time is not None:
+            params["sinceTime"] = since_time
         if follow:
             params["follow"] = "true"
         if timestamps:
