@@ -7,7 +7,9 @@ import random
 from collections.abc import Callable
 
 INITIAL_BACKOFF_SECONDS = 0.2
-MAX_BACKOFF_SECONDS = 30.0
+# At most this long between tries: a server back from an outage is found again within it
+# (readiness promises 5 s).
+MAX_BACKOFF_SECONDS = 4.0
 
 
 class Backoff:

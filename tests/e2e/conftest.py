@@ -5,6 +5,7 @@ in-process against it. All of them live for the module, on the module's event lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import string
@@ -22,6 +23,7 @@ from kubernetes.aio import client as k8s
 from scheduler.app import create_app
 from scheduler.backends.kubernetes.client import load_configuration
 from scheduler.settings import load_settings
+from tests.e2e.proxy import CuttingProxy, proxied_kubeconfig, target_of
 
 KUBECONFIG_ENV = "SCHEDULER_E2E_KUBECONFIG"
 FAKE_ENV = "SCHEDULER_E2E_FAKE"
@@ -118,13 +120,21 @@ async def namespace(cluster: Cluster) -> AsyncIterator[str]:
 async def scheduler(
     cluster: Cluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Client]:
-    workdir = tmp_path_factory.mktemp("scheduler")
+    async with serving(
+        cluster.kubeconfig, namespace, tmp_path_factory.mktemp("scheduler")
+    ) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def serving(kubeconfig: Path, namespace: str, workdir: Path) -> AsyncIterator[Client]:
+    """A scheduler serving job `compute` in-process, on the cluster the kubeconfig names."""
     environ = {
         "RADIX_CONFIG_FILE": str(TEST_CONFIG),
         "RADIX_COMPONENT": "compute",
         "RADIX_ENVIRONMENT": "dev",
         "SCHEDULER_NAMESPACE": namespace,
-        "KUBECONFIG": str(cluster.kubeconfig),
+        "KUBECONFIG": str(kubeconfig),
         "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": str(HISTORY_LIMIT),
     }
     settings = load_settings([], environ, namespace_file=workdir / "no-namespace")
@@ -154,3 +164,25 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"{what}: not reached within {within_seconds:.0f}s")
         await asyncio.sleep(interval)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def proxy(cluster: Cluster) -> AsyncIterator[CuttingProxy]:
+    """A proxy in front of the cluster's API server that a test can cut or take down."""
+    cutting = CuttingProxy(*target_of(cluster.kubeconfig))
+    await cutting.start()
+    try:
+        yield cutting
+    finally:
+        await cutting.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def proxied_scheduler(
+    cluster: Cluster, namespace: str, proxy: CuttingProxy, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Client]:
+    """A second scheduler for the same namespace that reaches the API server through `proxy`."""
+    workdir = tmp_path_factory.mktemp("proxied")
+    kubeconfig = proxied_kubeconfig(cluster.kubeconfig, proxy, workdir / "kubeconfig")
+    async with serving(kubeconfig, namespace, workdir) as client:
+        yield client
