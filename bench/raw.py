@@ -24,10 +24,13 @@ from scheduler.backends.base import Identity, JobRequest
 from scheduler.backends.kubernetes.backend import DEFAULT_CREATE_GRACE_SECONDS
 from scheduler.backends.kubernetes.client import CONNECTION_POOL_SIZE, MERGE_PATCH
 from scheduler.backends.kubernetes.manifests import (
+    build_anchor,
     build_job,
     build_payload_secret,
     build_service,
     commit_patch,
+    configmap_owner,
+    job_owner,
 )
 from scheduler.domain.jobs import build_request
 from scheduler.models import JobScheduleDescription
@@ -151,22 +154,29 @@ class RawKube:
 
     async def create_triple(self, name: str, payload: str) -> None:
         """What one `POST /api/v1/jobs` asks of the API server: the Job, then its payload
-        Secret, then its Service, one after the other."""
+        Secret, then its Service, one after the other (owned by the Job)."""
         request = build_request(self._definition, JobScheduleDescription(payload=payload), name)
         namespace = self._identity.namespace
         created = await self._json("POST", _jobs_path(namespace), self._job(request, None))
-        secret, service = self._owned(request, created["metadata"]["uid"])
+        secret, service = self._owned(request, job_owner(name, created["metadata"]["uid"]))
         await self._json("POST", f"/api/v1/namespaces/{namespace}/secrets", secret)
         await self._json("POST", f"/api/v1/namespaces/{namespace}/services", service)
 
     async def create_crash_safe(self, name: str, payload: str) -> None:
         """The calls a `POST /api/v1/jobs` makes, in its order: the Job, held and pending; its
-        Secret and Service together; the patch that commits the Job and lets it start."""
+        anchor (a ConfigMap the Job owns); its Secret and Service together, owned by the anchor;
+        the patch that commits the Job and lets it start."""
         request = build_request(self._definition, JobScheduleDescription(payload=payload), name)
         namespace = self._identity.namespace
         deadline = datetime.now(UTC) + timedelta(seconds=DEFAULT_CREATE_GRACE_SECONDS)
         created = await self._json("POST", _jobs_path(namespace), self._job(request, deadline))
-        secret, service = self._owned(request, created["metadata"]["uid"])
+        anchor = await self._json(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            _labelled(build_anchor(self._identity, request, created["metadata"]["uid"])),
+        )
+        owner = configmap_owner(anchor["metadata"]["name"], anchor["metadata"]["uid"])
+        secret, service = self._owned(request, owner)
         await asyncio.gather(
             self._json("POST", f"/api/v1/namespaces/{namespace}/secrets", secret),
             self._json("POST", f"/api/v1/namespaces/{namespace}/services", service),
@@ -180,9 +190,11 @@ class RawKube:
         job["spec"]["template"]["metadata"]["labels"][BENCH_LABEL] = BENCH_VALUE
         return job
 
-    def _owned(self, request: JobRequest, uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        secret = build_payload_secret(self._identity, request, uid)
-        service = build_service(self._identity, request, uid)
+    def _owned(
+        self, request: JobRequest, owner: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        secret = build_payload_secret(self._identity, request, owner)
+        service = build_service(self._identity, request, owner)
         assert secret is not None and service is not None, "the bench job has payload and ports"
         return _labelled(secret), _labelled(service)
 

@@ -197,7 +197,7 @@ def render(report: Report) -> str:
             _verdict(verdicts["burst"]),
         ),
         _row(
-            "  the same, raw as a POST's 4 calls",
+            "  the same, raw as a POST's 5 calls",
             "",
             f"{report.safe_burst.rate:.1f} jobs/s, {report.safe_burst.errors} errors",
             f"{_ratio(burst.rate, report.safe_burst.rate):.2f}x",
@@ -256,8 +256,8 @@ def details(report: Report) -> list[str]:
         f"  burst: {burst.requests} POSTs in {burst.seconds:.2f} s, {burst.errors} not 200; "
         f"{raw_burst.requests} raw triples in {raw_burst.seconds:.2f} s, "
         f"{raw_burst.errors} failed; {safe_burst.requests} raw crash-safe creates (the Job held, "
-        f"its Secret and Service together, the commit patch) in {safe_burst.seconds:.2f} s, "
-        f"{safe_burst.errors} failed",
+        f"its anchor, its Secret and Service together, the commit patch) in "
+        f"{safe_burst.seconds:.2f} s, {safe_burst.errors} failed",
     ]
     per_job = [side.cpu_ms_per_job() for side in (burst, raw_burst, safe_burst)]
     if per_job[0]:

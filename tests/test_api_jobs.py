@@ -52,7 +52,11 @@ async def test_the_payload_is_stored_in_a_secret_mounted_as_the_payload_file(
     secret = kube.get("Secret", NAMESPACE, f"{name}-payload")
     assert job is not None and secret is not None
     assert base64.b64decode(secret["data"]["payload"]).decode() == payload
-    assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    # Owned by the job's anchor, which its Job owns: deleting the Job deletes the payload.
+    anchor = kube.get("ConfigMap", NAMESPACE, f"{name}-anchor")
+    assert anchor is not None
+    assert anchor["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == anchor["metadata"]["uid"]
     pod_spec = job["spec"]["template"]["spec"]
     volume = next(v for v in pod_spec["volumes"] if v["name"] == "job-payload")
     assert volume["secret"]["secretName"] == f"{name}-payload"

@@ -45,7 +45,7 @@ def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Pat
         [line] = [line for line in lines if line.startswith(row)]
         assert line.endswith((" MET", " NOT MET")), line
     # The burst against the calls a POST makes, crash-safe, is there for information.
-    [line] = [line for line in lines if line.startswith("  the same, raw as a POST's 4 calls")]
+    [line] = [line for line in lines if line.startswith("  the same, raw as a POST's 5 calls")]
     assert line.endswith("(information)"), line
     assert "CPU ms per job during those bursts" in details, result.stdout
     assert "POST /api/v1/batches of 5 jobs" in details, result.stdout

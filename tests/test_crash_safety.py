@@ -1,6 +1,7 @@
 """Crash safety of creation: a real `python -m scheduler` killed with SIGKILL at any step of a
 create (single or batch) leaves, once a restarted scheduler has swept, the create complete or
-nothing of it. The fake holds the chosen request, so the kill lands exactly at that step."""
+nothing of it: no Secret, Service or anchor that outlives its job. The fake holds the chosen
+request, so the kill lands exactly at that step."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_STOPPED_AT,
+    LABEL_ANCHOR,
     LABEL_BATCH_NAME,
     LABEL_PENDING,
     payload_secret_name,
@@ -165,6 +167,7 @@ class Census:
     secrets: list[JSON]
     services: list[JSON]
     batches: list[JSON]  # their ConfigMaps
+    anchors: list[JSON]  # single jobs' ConfigMaps, owning their Secrets and Services
 
     @classmethod
     def of(cls, kube: FakeKube) -> Census:
@@ -172,7 +175,8 @@ class Census:
             return kube.list(kind, NAMESPACE, selector)
 
         batches = listed("ConfigMap", f"{SELECTOR},{LABEL_BATCH_NAME}")
-        return cls(listed("Job"), listed("Secret"), listed("Service"), batches)
+        anchors = listed("ConfigMap", f"{SELECTOR},{LABEL_ANCHOR}")
+        return cls(listed("Job"), listed("Secret"), listed("Service"), batches, anchors)
 
     def counts(self) -> tuple[int, int, int]:
         return len(self.jobs), len(self.secrets), len(self.services)
@@ -199,8 +203,16 @@ class Census:
                 found.append(f"job {name} has no payload secret")
             if pod["containers"][0].get("ports") and name not in services:
                 found.append(f"job {name} has no service")
+        # Each Secret and Service hangs from a live Job through its anchor, or from its batch.
+        anchor_uids = set()
+        for anchor in self.anchors:
+            if _owner_uids(anchor) & job_uids:
+                anchor_uids.add(anchor["metadata"]["uid"])
+            else:
+                found.append(f"anchor {anchor['metadata']['name']} outlives its job")
+        batch_uids = {record["metadata"]["uid"] for record in self.batches}
         for owned in [*self.secrets, *self.services]:
-            if not _owner_uids(owned) & job_uids:
+            if not _owner_uids(owned) & (anchor_uids | batch_uids):
                 found.append(f"{owned['kind']} {owned['metadata']['name']} outlives its job")
         found += [
             f"batch {record['metadata']['name']} is pending"
@@ -210,7 +222,7 @@ class Census:
         return found
 
     def remains(self) -> list[str]:
-        everything = [*self.jobs, *self.secrets, *self.services, *self.batches]
+        everything = [*self.jobs, *self.secrets, *self.services, *self.batches, *self.anchors]
         return [f"{obj['kind']} {obj['metadata']['name']} remains" for obj in everything]
 
     def single_job_runs(self) -> list[str]:
@@ -265,8 +277,26 @@ class Step:
 
 
 STEPS = [
-    # A single job: the Job (pending, held), then its Secret and Service together, then the
-    # commit.
+    # A single job: the Job (pending, held), then its anchor, then its Secret and Service
+    # together (owned by the anchor), then the commit.
+    Step(
+        "job-post",
+        False,
+        "POST",
+        r"/jobs$",
+        at_kill=_anything,
+        landed=lambda c: len(c.jobs) == 1,
+        committed=False,
+    ),
+    Step(
+        "job-anchor-post",
+        False,
+        "POST",
+        r"/configmaps$",
+        at_kill=lambda c: len(c.jobs) == 1,
+        landed=lambda c: len(c.anchors) == 1,
+        committed=False,
+    ),
     Step(
         "job-secret-post",
         False,
@@ -295,14 +325,14 @@ STEPS = [
         landed=lambda c: not any(map(_is_pending, c.jobs)),
         committed=True,
     ),
-    # A batch of three: its ConfigMap, then its Jobs (each with its Secret and Service) together,
-    # then the ConfigMap's commit, then each Job's start.
+    # A batch of three: its ConfigMap, then its Jobs, Secrets and Services together (all owned
+    # by the ConfigMap), then the ConfigMap's commit, then each Job's start.
     Step(
-        "batch-job-post",  # one Job on its way while the other two are made
+        "batch-job-post",  # one Job on its way while the rest is made
         True,
         "POST",
         r"/jobs$",
-        at_kill=lambda c: c.counts() == (2, 2, 2),
+        at_kill=lambda c: c.counts() == (2, 3, 3),
         landed=lambda c: len(c.jobs) == 3,
         committed=False,
     ),
@@ -313,6 +343,15 @@ STEPS = [
         r"/secrets$",
         at_kill=lambda c: c.counts() == (3, 2, 3),
         landed=lambda c: len(c.secrets) == 3,
+        committed=False,
+    ),
+    Step(
+        "batch-service-post",
+        True,
+        "POST",
+        r"/services$",
+        at_kill=lambda c: c.counts() == (3, 3, 2),
+        landed=lambda c: len(c.services) == 3,
         committed=False,
     ),
     Step(

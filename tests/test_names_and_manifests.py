@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 
 from scheduler.backends.base import ExitCodeRule, Identity, JobRequest, PortSpec
 from scheduler.backends.kubernetes.manifests import (
+    build_anchor,
     build_job,
     build_payload_secret,
     build_service,
+    configmap_owner,
+    has_anchor,
     label_selector,
 )
 from scheduler.names import new_job_name
@@ -90,34 +93,64 @@ def test_the_payload_is_mounted_read_only_as_the_file_payload() -> None:
     assert volume["items"] == [{"key": "payload", "path": "payload"}]
 
 
-def test_the_payload_secret_is_owned_by_the_job_and_holds_the_bytes() -> None:
-    secret = build_payload_secret(IDENTITY, request(), job_uid="uid-1")
-    assert secret is not None
-    assert base64.b64decode(secret["data"]["payload"]) == b'{"x": 10}'
-    assert secret["immutable"] is True
-    owner = secret["metadata"]["ownerReferences"][0]
+ANCHOR = configmap_owner("compute-20210407105556-rkwaibwe-anchor", "anchor-uid")
+
+
+def test_a_job_s_anchor_is_a_configmap_owned_by_its_job() -> None:
+    anchor = build_anchor(IDENTITY, request(), job_uid="uid-1")
+    metadata = anchor["metadata"]
+    assert (anchor["kind"], metadata["name"]) == (
+        "ConfigMap",
+        "compute-20210407105556-rkwaibwe-anchor",
+    )
+    assert metadata["labels"]["radix.equinor.com/anchor"] == "true"
+    assert metadata["labels"]["radix-job-name"] == "compute-20210407105556-rkwaibwe"
+    [owner] = metadata["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"]) == (
         "Job",
         "compute-20210407105556-rkwaibwe",
         "uid-1",
     )
+    assert "data" not in anchor  # it holds nothing itself
+
+
+def test_only_a_single_job_with_a_payload_or_ports_has_an_anchor() -> None:
+    assert has_anchor(request())
+    assert has_anchor(request(ports=()))
+    assert has_anchor(request(payload=None))
+    assert not has_anchor(request(payload=None, ports=()))
+    assert not has_anchor(request(batch_name="batch-compute-1"))  # its batch record owns them
+
+
+def test_the_payload_secret_is_owned_by_the_anchor_and_holds_the_bytes() -> None:
+    secret = build_payload_secret(IDENTITY, request(), ANCHOR)
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["payload"]) == b'{"x": 10}'
+    assert secret["immutable"] is True
+    [owner] = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "ConfigMap",
+        "compute-20210407105556-rkwaibwe-anchor",
+        "anchor-uid",
+    )
 
 
 def test_an_empty_payload_is_an_empty_file_and_no_payload_path_mounts_nothing() -> None:
-    empty = build_payload_secret(IDENTITY, request(payload=b""), job_uid="u")
+    empty = build_payload_secret(IDENTITY, request(payload=b""), ANCHOR)
     assert empty is not None and empty["data"]["payload"] == ""
-    assert build_payload_secret(IDENTITY, request(payload=None, payload_path=None), "u") is None
+    assert build_payload_secret(IDENTITY, request(payload=None, payload_path=None), ANCHOR) is None
     pod = build_job(IDENTITY, request(payload=None, payload_path=None))["spec"]["template"]["spec"]
     assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
 
 
 def test_a_service_named_like_the_job_exists_only_when_the_job_has_ports() -> None:
-    service = build_service(IDENTITY, request(), job_uid="u")
+    service = build_service(IDENTITY, request(), ANCHOR)
     assert service is not None
     assert service["metadata"]["name"] == "compute-20210407105556-rkwaibwe"
+    assert service["metadata"]["ownerReferences"] == [ANCHOR]
     assert service["spec"]["selector"] == {"job-name": "compute-20210407105556-rkwaibwe"}
     assert service["spec"]["ports"][0]["port"] == 3000
-    assert build_service(IDENTITY, request(ports=()), job_uid="u") is None
+    assert build_service(IDENTITY, request(ports=()), ANCHOR) is None
 
 
 def test_failure_rules_become_a_pod_failure_policy() -> None:

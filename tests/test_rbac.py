@@ -30,7 +30,7 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
     # Its log (pods/log).
     assert (await client.get(f"/api/v1/jobs/{first['name']}/logs")).status == 200
     # Its result, and a restart: get the Job, delete it (orphaning what it owns), create its
-    # replacement, patch the Secret's and the Service's owner, delete the old pods.
+    # replacement, hand its anchor (a ConfigMap) to the new Job, delete the old pods.
     assert (await client.get(f"/api/v1/jobs/{first['name']}/result")).status == 404
     restarted = await client.post(f"/api/v1/jobs/{first['name']}/restart")
     assert restarted.status == 200, await restarted.text()
@@ -103,3 +103,15 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
         for verb in rule["verbs"]
     }
     assert called == granted
+
+
+def test_the_role_can_neither_read_nor_change_a_secret_or_a_service(helm: Path) -> None:
+    # Every other verb answers with the object (a PATCH or DELETE too): the token would read any
+    # Secret it can name, or re-point any Service.
+    verbs = {
+        resource: set(rule["verbs"])
+        for rule in only(render(helm), "Role")["rules"]
+        for resource in rule["resources"]
+        if "" in rule["apiGroups"]
+    }
+    assert (verbs["secrets"], verbs["services"]) == ({"create"}, {"create"})

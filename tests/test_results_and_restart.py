@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from scheduler.api.keys import VIEW
 from scheduler.backends.base import ContainerState, JobRecord, PodRecord
-from scheduler.backends.kubernetes.manifests import payload_secret_name
+from scheduler.backends.kubernetes.manifests import anchor_name, payload_secret_name
 from scheduler.backends.kubernetes.records import attempt_summary, previous_attempts
 from scheduler.backends.kubernetes.restarting import replacement_job
 from scheduler.backends.local.runner import read_result
@@ -652,9 +652,14 @@ def leftovers(kube: FakeKube, name: str) -> list[str]:
         for pod in kube.list("Pod", NAMESPACE, f"job-name={name}")
         if _owners(pod) != [uid]
     ]
-    for kind, owned in (("Secret", payload_secret_name(name)), ("Service", name)):
-        if _owners(kube.get(kind, NAMESPACE, owned)) != [uid]:
-            found.append(f"{kind} {owned} is not owned by the new Job")
+    # The Secret and the Service are the anchor's, untouched; the anchor is the new Job's.
+    anchor = kube.get("ConfigMap", NAMESPACE, anchor_name(name))
+    if anchor is None or _owners(anchor) != [uid]:
+        found.append(f"the anchor of job {name} is not owned by the new Job")
+    else:
+        for kind, owned in (("Secret", payload_secret_name(name)), ("Service", name)):
+            if _owners(kube.get(kind, NAMESPACE, owned)) != [anchor["metadata"]["uid"]]:
+                found.append(f"{kind} {owned} is not owned by the job's anchor")
     found += [
         f"restart record {record['metadata']['name']} remains"
         for record in kube.list("ConfigMap", NAMESPACE, SELECTOR)
@@ -673,6 +678,8 @@ async def test_a_restart_hands_the_secret_and_service_to_the_new_job_and_leaves_
     old = kube.get("Job", NAMESPACE, name)
     assert old is not None
     secret = kube.get("Secret", NAMESPACE, payload_secret_name(name))
+    service = kube.get("Service", NAMESPACE, name)
+    kube.clear_audit()
 
     await expect_restarted(
         await restart(client, f"jobs/{name}"), f"job {name} was successfully restarted"
@@ -689,13 +696,21 @@ async def test_a_restart_hands_the_secret_and_service_to_the_new_job_and_leaves_
     kept = kube.get("Secret", NAMESPACE, payload_secret_name(name))
     assert kept is not None and secret is not None
     assert (kept["metadata"]["uid"], kept["data"]) == (secret["metadata"]["uid"], secret["data"])
+    # Neither was written: the restart handed over their anchor.
+    assert kube.get("Service", NAMESPACE, name) == service
+    written = {(e.verb, e.resource) for e in kube.audit if e.verb in ("patch", "update")}
+    assert written == {("patch", "jobs"), ("patch", "configmaps")}
     # Deleting the job now takes what it owns with it.
     assert (await client.delete(f"/api/v1/jobs/{name}")).status == 200
 
     async def all_gone() -> bool:
         return not any(
             kube.get(kind, NAMESPACE, owned)
-            for kind, owned in (("Secret", payload_secret_name(name)), ("Service", name))
+            for kind, owned in (
+                ("Secret", payload_secret_name(name)),
+                ("Service", name),
+                ("ConfigMap", anchor_name(name)),
+            )
         )
 
     await wait_until(all_gone, TIMEOUT_SECONDS)
@@ -756,7 +771,8 @@ STEPS = [
     Step("old-job-delete", "DELETE", r"/jobs/{name}$", landed=False),
     Step("new-job-post", "POST", r"/jobs$", landed=True),
     Step("new-job-post-lost", "POST", r"/jobs$", landed=False),
-    Step("secret-patch", "PATCH", r"/secrets/{name}-payload$", landed=False),
+    Step("anchor-patch", "PATCH", r"/configmaps/{name}-anchor$", landed=False),
+    Step("anchor-patch-landed", "PATCH", r"/configmaps/{name}-anchor$", landed=True),
     Step("old-pod-delete", "DELETE", r"/pods/{name}-", landed=True),
     Step("start-patch", "PATCH", r"/jobs/{name}$", landed=False),
     Step("record-delete", "DELETE", r"/configmaps/restart-{name}$", landed=False),

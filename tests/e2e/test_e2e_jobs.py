@@ -127,7 +127,7 @@ async def test_a_failing_job_is_failed_with_its_exit_code_in_the_message(
     assert failed["podStatuses"][0]["exitCode"] == 3
 
 
-async def test_delete_removes_the_job_its_secret_and_its_service(
+async def test_delete_removes_the_job_its_secret_its_service_and_its_anchor(
     scheduler: Client, cluster: Cluster, namespace: str
 ) -> None:
     name = (await post_job(scheduler, {"payload": "p", "command": sh(60, 0)}))["name"]
@@ -144,11 +144,15 @@ async def test_delete_removes_the_job_its_secret_and_its_service(
             cluster.batch.read_namespaced_job(name, namespace),
             cluster.core.read_namespaced_secret(f"{name}-payload", namespace),
             cluster.core.read_namespaced_service(name, namespace),
+            cluster.core.read_namespaced_config_map(f"{name}-anchor", namespace),
         )
         return not any(await asyncio.gather(*(exists(read) for read in reads)))
 
-    # Secret and Service go with the Job through the garbage collector, asynchronously.
-    await wait_until(all_gone, GC_SECONDS, f"job {name}, its secret and service deleted", 0.5)
+    # The anchor goes with the Job, and Secret and Service with the anchor, through the garbage
+    # collector, asynchronously.
+    await wait_until(
+        all_gone, GC_SECONDS, f"job {name}, its secret, service and anchor deleted", 0.5
+    )
 
 
 async def test_finished_jobs_are_pruned_to_the_history_limit(

@@ -1,5 +1,6 @@
 """The Kubernetes backend: each job a batch/v1 Job, with its payload Secret and Service owned by
-the Job; each batch a ConfigMap that owns its Jobs; a stop a suspended Job that keeps its record."""
+its anchor, a ConfigMap the Job owns; each batch a ConfigMap that owns its Jobs, Secrets and
+Services; a stop a suspended Job that keeps its record."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """Creation as a transaction: a crash at any point leaves a complete job or batch, or objects
 marked pending that the recovery sweep removes.
 
-A job that owns a payload Secret or a Service is born held (parallelism 0, so it has no pod) and
-pending; once what it owns exists, one patch commits it and lets it start. A batch is a pending
-ConfigMap that owns its pending, held Jobs; clearing the ConfigMap's mark is the single write that
-commits them all, and only then are the Jobs started.
+A job that has a payload Secret or a Service is born held (parallelism 0, so it has no pod) and
+pending; then its anchor (a ConfigMap it owns), then the Secret and the Service the anchor owns;
+once they exist, one patch commits the Job and lets it start. A batch is a pending ConfigMap that
+owns its pending, held Jobs and their Secrets and Services; clearing the ConfigMap's mark is the
+single write that commits them all, and only then are the Jobs started. Whatever a crash leaves
+hangs from a pending Job or batch record, so the recovery sweep removes it with that one object.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from typing import Any
 from scheduler.backends.base import BatchRequest, Identity, JobRecord, JobRequest
 from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
-    batch_owner,
+    build_anchor,
     build_batch_record,
     build_job,
     build_payload_secret,
     build_service,
     commit_patch,
+    configmap_owner,
+    has_anchor,
 )
 from scheduler.backends.kubernetes.records import job_record
 from scheduler.errors import (
@@ -68,7 +72,7 @@ class Creator:
             )
 
     async def create_job(self, request: JobRequest) -> JobRecord:
-        if request.payload is None and not request.ports:
+        if not has_anchor(request):
             # Nothing else to create: the Job alone is complete at once.
             return job_record(
                 await self._api.create(Resource.JOBS, build_job(self._identity, request))
@@ -79,7 +83,11 @@ class Creator:
         )
         uid = created["metadata"]["uid"]
         try:
-            await self._create_owned(request, uid)
+            anchor = await self._api.create(
+                Resource.CONFIGMAPS, build_anchor(self._identity, request, uid)
+            )
+            metadata = anchor["metadata"]
+            await _all(self._owned(request, configmap_owner(metadata["name"], metadata["uid"])))
             self._check(deadline, f"job {request.name}")
             committed = await self._commit(Resource.JOBS, request.name, commit_patch())
         except BaseException:
@@ -93,7 +101,7 @@ class Creator:
             Resource.CONFIGMAPS, build_batch_record(self._identity, batch, deadline)
         )
         uid = record["metadata"]["uid"]
-        owner = batch_owner(batch.name, uid)
+        owner = configmap_owner(batch.name, uid)
         try:
             created = await _all(
                 self._create_pending_job(job, deadline, owner) for job in batch.jobs
@@ -139,20 +147,22 @@ class Creator:
     async def _create_pending_job(
         self, request: JobRequest, deadline: datetime, owner: dict[str, Any]
     ) -> dict[str, Any]:
-        """A batch's job and what it owns; the batch's rollback removes them on failure."""
-        created = await self._api.create(
-            Resource.JOBS, build_job(self._identity, request, deadline, owner)
-        )
-        await self._create_owned(request, created["metadata"]["uid"])
+        """A batch's job, its Secret and its Service together, all owned by the batch record
+        (a restart replaces the Job and leaves them be); the batch's rollback removes them."""
+        job = self._api.create(Resource.JOBS, build_job(self._identity, request, deadline, owner))
+        created, *_ = await _all([job, *self._owned(request, owner)])
         return created
 
-    async def _create_owned(self, request: JobRequest, job_uid: str) -> None:
-        owned: list[Coroutine[Any, Any, dict[str, Any]]] = []
-        if (secret := build_payload_secret(self._identity, request, job_uid)) is not None:
+    def _owned(
+        self, request: JobRequest, owner: dict[str, Any]
+    ) -> list[Coroutine[Any, Any, dict[str, Any]]]:
+        """The creates of the job's payload Secret and Service, if it has them."""
+        owned = []
+        if (secret := build_payload_secret(self._identity, request, owner)) is not None:
             owned.append(self._api.create(Resource.SECRETS, secret))
-        if (service := build_service(self._identity, request, job_uid)) is not None:
+        if (service := build_service(self._identity, request, owner)) is not None:
             owned.append(self._api.create(Resource.SERVICES, service))
-        await _all(owned)
+        return owned
 
     async def _commit(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -1,5 +1,6 @@
-"""Pure builders of the Kubernetes bodies: a job's Job, payload Secret and Service, a batch's
-record (a ConfigMap that owns its Jobs), and the patches that commit and stop them.
+"""Pure builders of the Kubernetes bodies: a job's Job, its anchor (a ConfigMap the Job owns, which
+owns the job's payload Secret and Service), a batch's record (a ConfigMap that owns its Jobs and
+their Secrets and Services), and the patches that commit and stop them.
 
 Plain dicts in the API's own field names; no I/O, no client types, so they are table-tested.
 """
@@ -42,6 +43,9 @@ ANNOTATION_PREVIOUS_ATTEMPTS = "radix.equinor.com/previous-attempts"
 ANNOTATION_CREATED_AT = "radix.equinor.com/created-at"
 # A restart under way (a ConfigMap holding the replacement Job), which is no batch.
 LABEL_RESTART = "radix.equinor.com/restart"
+# A single job's anchor (a ConfigMap), which is no batch either.
+LABEL_ANCHOR = "radix.equinor.com/anchor"
+ANCHOR_SUFFIX = "-anchor"
 PAYLOAD_KEY = "payload"
 PAYLOAD_VOLUME = "job-payload"
 CONTAINER_NAME_FALLBACK = "job"
@@ -64,6 +68,16 @@ def label_selector(identity: Identity) -> str:
 
 def payload_secret_name(job_name: str) -> str:
     return f"{job_name}-payload"
+
+
+def anchor_name(job_name: str) -> str:
+    return f"{job_name}{ANCHOR_SUFFIX}"
+
+
+def has_anchor(request: JobRequest) -> bool:
+    """A single job that owns a payload Secret or a Service holds them through an anchor (a
+    batch's job through its batch record); a job with neither has nothing to hand over."""
+    return request.batch_name is None and (request.payload is not None or bool(request.ports))
 
 
 def pending_selector(identity: Identity) -> str:
@@ -146,7 +160,8 @@ def build_batch_record(
     }
 
 
-def batch_owner(name: str, uid: str) -> dict[str, Any]:
+def configmap_owner(name: str, uid: str) -> dict[str, Any]:
+    """A batch record, or a single job's anchor, as the owner of what it holds."""
     return _owner_reference(name, uid, kind="ConfigMap", api_version="v1")
 
 
@@ -282,9 +297,25 @@ def build_job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
+def build_anchor(identity: Identity, request: JobRequest, job_uid: str) -> dict[str, Any]:
+    """A single job's anchor: owned by its Job, it owns the job's payload Secret and Service.
+    A restart replaces the Job and gives the anchor the new one as its owner (a ConfigMap patch);
+    the Secret and the Service are never written again, so the Role needs no patch on them."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": anchor_name(request.name),
+            "labels": {**_job_labels(identity, request), LABEL_ANCHOR: "true"},
+            "ownerReferences": [job_owner(request.name, job_uid)],
+        },
+    }
+
+
 def build_payload_secret(
-    identity: Identity, request: JobRequest, job_uid: str
+    identity: Identity, request: JobRequest, owner: dict[str, Any]
 ) -> dict[str, Any] | None:
+    """`owner`: the job's anchor, or its batch record (`configmap_owner`)."""
     if request.payload is None:
         return None
     return {
@@ -293,7 +324,7 @@ def build_payload_secret(
         "metadata": {
             "name": payload_secret_name(request.name),
             "labels": _job_labels(identity, request),
-            "ownerReferences": [_owner_reference(request.name, job_uid)],
+            "ownerReferences": [owner],
         },
         "type": "Opaque",
         # The payload never changes; immutable Secrets also spare the kubelet a watch.
@@ -302,7 +333,10 @@ def build_payload_secret(
     }
 
 
-def build_service(identity: Identity, request: JobRequest, job_uid: str) -> dict[str, Any] | None:
+def build_service(
+    identity: Identity, request: JobRequest, owner: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`owner`: the job's anchor, or its batch record (`configmap_owner`)."""
     if not request.ports:
         return None
     return {
@@ -311,7 +345,7 @@ def build_service(identity: Identity, request: JobRequest, job_uid: str) -> dict
         "metadata": {
             "name": request.name,
             "labels": _job_labels(identity, request),
-            "ownerReferences": [_owner_reference(request.name, job_uid)],
+            "ownerReferences": [owner],
         },
         "spec": {
             "type": "ClusterIP",

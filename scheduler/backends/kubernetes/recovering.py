@@ -1,7 +1,8 @@
 """The recovery sweep: settle what a crashed creation left pending once its grace time is over.
 
 A pending batch record is removed with everything it owns; a pending job of a committed batch is
-started (the batch was promised to a client); any other pending job is removed. Each write is
+started (the batch was promised to a client); any other pending job is removed, and with it its
+anchor, Secret and Service (the garbage collector follows the owners). Each write is
 conditional on the object not having changed since it was read, so a creation that commits at
 the last moment, or a second replica sweeping at the same time, is never harmed.
 """
@@ -17,6 +18,7 @@ from scheduler.backends.base import Identity
 from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
+    LABEL_ANCHOR,
     LABEL_BATCH_NAME,
     LABEL_IDEMPOTENCY_KEY,
     LABEL_PENDING,
@@ -70,8 +72,9 @@ async def sweep(
 ) -> int:
     """Settle every overdue pending job and batch, and with `finish_restart` every overdue
     restart record (`restarting.py`); return how many were settled."""
-    # Idempotency-Key claims are ConfigMaps too, but no batches.
-    selector = f"{label_selector(identity)},!{LABEL_IDEMPOTENCY_KEY}"
+    # Idempotency-Key claims and single jobs' anchors are ConfigMaps too, but no batches (and
+    # there are as many anchors as jobs: they are not listed at all).
+    selector = f"{label_selector(identity)},!{LABEL_IDEMPOTENCY_KEY},!{LABEL_ANCHOR}"
     configmaps = [item async for item in list_all(api, Resource.CONFIGMAPS, selector)]
     # A restart record is no batch either.
     batches = {item["metadata"]["name"]: item for item in configmaps if not _is_restart(item)}

@@ -1,14 +1,16 @@
 """Restarting a job on Kubernetes. A finished Job cannot run again, so it is replaced by a Job of
-the same name and spec; the job's payload Secret and Service are handed over to the new Job
-(patched, never read: the Role grants no reading of Secrets).
+the same name and spec. The job's payload Secret and Service are never written: a single job's
+are owned by its anchor (a ConfigMap), which is handed over to the new Job; a batch job's by its
+batch record, which the new Job keeps as its owner. (The Role grants no patch of Secrets, which
+would answer with their content, nor of Services.)
 
 Every step can be done again, so a crash anywhere is finished by whoever comes next:
 1. a record, the ConfigMap `restart-<job>`, holds the replacement Job (the old one's spec, with
    the attempts of the runs so far and the restart time in its annotations) and what it replaces;
 2. the old Job is deleted with `Orphan` propagation: the garbage collector takes it off its
-   Secret, Service and pods, and the Job is gone once that is done;
+   anchor and pods, and the Job is gone once that is done;
 3. the replacement is created, suspended;
-4. the Secret and the Service get the new Job as their owner;
+4. the anchor gets the new Job as its owner;
 5. the old pods are deleted (their attempts live on in the new Job's annotation);
 6. the new Job is started (unless it was stopped meanwhile), and the record deleted.
 The recovery sweep does 2-6 for a record past its grace time.
@@ -35,10 +37,12 @@ from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_RESTARTED_AT,
     ANNOTATION_STARTED_AT,
     ANNOTATION_STOPPED_AT,
+    LABEL_BATCH_NAME,
     LABEL_PENDING,
     LABEL_RESTART,
     POD_JOB_NAME_LABEL,
     RUNNING_PODS,
+    anchor_name,
     identity_labels,
     job_owner,
     label_selector,
@@ -179,6 +183,13 @@ def _payload_secret(job: dict[str, Any]) -> str | None:
 def _has_service(job: dict[str, Any]) -> bool:
     containers = job["spec"]["template"]["spec"].get("containers") or ()
     return any(container.get("ports") for container in containers)
+
+
+def _has_anchor(job: dict[str, Any]) -> bool:
+    """A single job with a payload or a Service (`manifests.has_anchor`, read off its Job)."""
+    if LABEL_BATCH_NAME in (job["metadata"].get("labels") or {}):
+        return False
+    return _payload_secret(job) is not None or _has_service(job)
 
 
 # -- the steps ------------------------------------------------------------------------------------
@@ -332,20 +343,16 @@ class Restarter:
             return current
 
     async def _hand_over(self, restart: Restart, uid: str) -> None:
-        """The payload Secret and the Service belong to the new Job (so they go with it)."""
+        """The anchor, and with it the payload Secret and the Service, belongs to the new Job
+        (so they go with it)."""
+        if not _has_anchor(restart.job):
+            return  # nothing to hand over, or a batch's job: its batch record owns them
         owner = {"metadata": {"ownerReferences": [job_owner(restart.name, uid)]}}
-        owned: list[tuple[Resource, str]] = []
-        if (secret := _payload_secret(restart.job)) is not None:
-            owned.append((Resource.SECRETS, secret))
-        if _has_service(restart.job):
-            owned.append((Resource.SERVICES, restart.name))
-        for resource, name in owned:
-            try:
-                await self._api.patch(resource, name, owner)
-            except NotFoundError:
-                log.warning(
-                    "a restarted job's %s is gone", resource.value, extra={"job_name": name}
-                )
+        try:
+            await self._api.patch(Resource.CONFIGMAPS, anchor_name(restart.name), owner)
+        except NotFoundError:
+            # Made before jobs had anchors: its Secret and Service stay, owned by nothing.
+            log.warning("a restarted job has no anchor", extra={"job_name": restart.name})
 
     async def _start(self, name: str, job: dict[str, Any]) -> dict[str, Any]:
         for _ in range(START_ATTEMPTS):
