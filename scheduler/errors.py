@@ -65,6 +65,17 @@ class NotReadyError(SchedulerError):
     reason = "ServiceUnavailable"
 
 
+class BusyError(SchedulerError):
+    """The scheduler serves as many of these (streams) as it will at once: try again later."""
+
+    http_status = 503
+    reason = "ServiceUnavailable"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class BackendUnavailableError(SchedulerError):
     """The backend (the Kubernetes API server) could not be reached or failed."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -52,6 +53,20 @@ async def test_a_body_that_does_not_fit_the_schema_is_422_naming_the_field(
     response = await scheduler.post("/api/v1/jobs", data=body)
     await expect_status(response, 422, "Invalid", fragment)
     assert creations(kube) == []
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/batches"])
+@pytest.mark.parametrize("depth", [200_000, 900])
+async def test_deeply_nested_json_is_422_like_any_malformed_body_and_logs_no_error(
+    scheduler: Client, path: str, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b'{"payload": ' + b"[" * depth + b"]" * depth + b"}"
+    response = await scheduler.post(path, data=body)
+    assert response.status == 422, await response.text()
+    assert (await response.json())["reason"] == "Invalid"
+    if depth == 200_000:
+        assert "the body's JSON is nested too deeply" in (await response.json())["message"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_json_null_and_unknown_fields_are_accepted_like_radix(scheduler: Client) -> None:

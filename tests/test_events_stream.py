@@ -5,6 +5,7 @@ subscribers), without HTTP."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpServer
 
 from scheduler.api.keys import EVENTS
-from scheduler.domain.events import EventHub
+from scheduler.domain.events import DEFAULT_MAX_SUBSCRIBERS, EventHub
 from scheduler.domain.notifying import Notification
 from scheduler.models import BatchEvent, BatchType, Event, EventType, JobStatus, JobStatusEnum
 from tests.conftest import ClientFactory, post_job, wait_for_status, wait_until
@@ -276,14 +277,52 @@ async def test_an_id_older_than_the_ring_gets_a_reset_then_live_events(
     assert [frame.number > newest.number for frame in await late.until(live, "Create")] == [True]
 
 
-@pytest.mark.parametrize("last_event_id", ["not-a-number", "99999999999999999999"])
+# 5000 digits: more than Python reads as an int (4300), which once answered 500.
+@pytest.mark.parametrize("last_event_id", ["not-a-number", "99999999999999999999", "9" * 5000])
 async def test_an_id_that_is_not_ours_gets_a_reset(
-    start: ClientFactory, last_event_id: str
+    start: ClientFactory, last_event_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await start()
     stream = await open_stream(client, last_event_id=last_event_id)
     reset = await stream.frame()
     assert reset.event == "reset" and "not one of this scheduler's" in reset.body["reason"]
+    assert len(reset.data) < 200  # the reason quotes only the start of a long id
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_past_its_limit_of_clients_the_stream_answers_503_with_retry_after(
+    start: ClientFactory,
+) -> None:
+    client = await start()
+    hub = client.app[EVENTS]
+    assert hub.max_subscribers == DEFAULT_MAX_SUBSCRIBERS == 100
+    hub.max_subscribers = 2
+    first, _second = await open_stream(client), await open_stream(client)
+
+    refused = await client.get("/api/v1/events")
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "10"
+    body = await refused.json()
+    assert body["reason"] == "ServiceUnavailable"
+    assert "the event stream has 2 clients, as many as it serves at once" in body["message"]
+    assert hub.subscribers == 2
+
+    first.response.close()  # a client leaves: its place is free again
+    await wait_until(lambda: _subscribers_are(hub, 1))
+    await open_stream(client)
+
+
+async def _subscribers_are(hub: EventHub, count: int) -> bool:
+    return hub.subscribers == count
+
+
+async def test_head_on_the_event_stream_answers_its_headers_at_once(start: ClientFactory) -> None:
+    client = await start()
+    response = await client.head("/api/v1/events")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert await response.read() == b""
+    assert client.app[EVENTS].subscribers == 0
 
 
 async def test_an_idle_stream_gets_heartbeat_comments(start: ClientFactory) -> None:

@@ -4,6 +4,7 @@ request made, across restarts and replicas, until the key expires."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +71,40 @@ async def test_the_same_key_with_another_body_is_422_saying_so(start: ClientFact
     status, answer = await post(client, "batches", {"jobScheduleDescriptions": [{}]}, "key-1")
     assert status == 422
     assert await job_names(client) == [first["name"]]
+
+
+async def test_the_stored_body_hash_cannot_confirm_a_guessed_body_without_the_key(
+    start: ClientFactory,
+) -> None:
+    client = await start("etl")
+    body = {"jobId": "a", "variables": {"DB_PASSWORD": "hunter2"}, **SHORT}
+    assert (await post(client, "jobs", body, "key-1"))[0] == 200
+    assert (await post(client, "jobs", body, "key-2"))[0] == 200
+    stored = {key: await stored_body_hash(client, key) for key in ("key-1", "key-2")}
+
+    # Whoever reads the claims can compute a guess's plain SHA-256: it matches neither.
+    canonical = json.dumps(
+        _description(body).model_dump(mode="json", by_alias=True),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    guessed = hashlib.sha256(canonical.encode()).hexdigest()
+    assert guessed not in stored.values()
+    assert stored["key-1"] != stored["key-2"]  # keyed: the same body, another hash
+    # And the key still tells the same body from another.
+    status, answer = await post(
+        client, "jobs", {**body, "variables": {"DB_PASSWORD": "x"}}, "key-1"
+    )
+    assert status == 422
+    assert "Idempotency-Key was used before with a different request body" in answer["message"]
+
+
+async def stored_body_hash(client: Client, key: str) -> str:
+    claim = await client.app[BACKEND].keys.claim_key(
+        key_hash("etl", key), "probe", "job", "etl-probe", datetime.now(UTC)
+    )
+    assert not claim.new
+    return claim.body_hash
 
 
 async def test_a_key_makes_a_batch_once(start: ClientFactory) -> None:
@@ -169,7 +204,11 @@ async def test_a_claim_whose_job_never_appeared_is_taken_over_after_the_grace_ti
     client = await start("etl", SCHEDULER_CREATE_GRACE_SECONDS="1")
     long_ago = datetime.now(UTC) - timedelta(minutes=5)
     await client.app[BACKEND].keys.claim_key(
-        key_hash("etl", "crashed"), body_hash(_description(SHORT)), "job", "etl-gone", long_ago
+        key_hash("etl", "crashed"),
+        body_hash(_description(SHORT), "crashed"),
+        "job",
+        "etl-gone",
+        long_ago,
     )
     status, created = await post(client, "jobs", SHORT, "crashed")
     assert status == 200 and created["name"] != "etl-gone"
@@ -184,7 +223,7 @@ async def test_a_repeat_while_the_first_is_still_creating_is_409_retry(
     app = client.app
     await app[BACKEND].keys.claim_key(
         key_hash("etl", "busy"),
-        body_hash(_description(SHORT)),
+        body_hash(_description(SHORT), "busy"),
         "job",
         "etl-soon",
         datetime.now(UTC),

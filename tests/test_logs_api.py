@@ -20,6 +20,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from scheduler.api.keys import LOGS
+from scheduler.domain.logs import DEFAULT_MAX_FOLLOWERS
 from tests.conftest import (
     ClientFactory,
     job_status,
@@ -301,6 +302,52 @@ async def test_the_log_of_a_job_with_no_attempt_started_yet_is_409(
     message = await failure(await logs(client, name), 409, "Conflict")
     assert message == f"job {name} has no attempt started yet"
     assert (await logs(client, name, attempt=0)).status == 409
+
+
+async def test_past_its_limit_of_followers_follow_is_503_with_retry_after_and_reading_is_not(
+    client: Client,
+) -> None:
+    reader = client.app[LOGS]
+    assert reader.max_followers == DEFAULT_MAX_FOLLOWERS == 100
+    reader.max_followers = 2
+    name = str((await post_job(client, shell(LONG)))["name"])
+    await wait_for_status(client, name, "Running")
+    first, second = await logs(client, name, follow=True), await logs(client, name, follow=True)
+    for followed in (first, second):
+        assert await followed.content.readline() == b"first\n"
+
+    refused = await logs(client, name, follow=True)
+    message = await failure(refused, 503, "ServiceUnavailable")
+    assert "2 logs are followed, as many as the scheduler follows at once" in message
+    assert refused.headers["Retry-After"] == "10"
+    assert await text_of(await logs(client, name)) == "first\n"  # reading without follow works
+
+    first.close()  # a follower leaves: its place is free again
+
+    async def one_left() -> bool:
+        return reader.following == 1
+
+    await wait_until(one_left, timeout=15)
+    again = await logs(client, name, follow=True)
+    assert await again.content.readline() == b"first\n"
+    assert (await client.post(f"/api/v1/jobs/{name}/stop")).status == 200
+    assert await second.content.read() == b"" and await again.content.read() == b""
+    assert reader.following == 0
+
+
+async def test_head_on_a_log_answers_the_gets_headers_at_once_even_with_follow(
+    client: Client,
+) -> None:
+    name = str((await post_job(client, shell(LONG)))["name"])
+    await wait_for_status(client, name, "Running")
+    response = await client.head(f"/api/v1/jobs/{name}/logs", params={"follow": "true"})
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert await response.read() == b""
+    assert client.app[LOGS].following == 0
+    missing = await client.head("/api/v1/jobs/etl-nope/logs")
+    assert missing.status == 404
+    assert (await client.post(f"/api/v1/jobs/{name}/stop")).status == 200
 
 
 async def test_follow_waits_for_the_first_attempt_to_start(

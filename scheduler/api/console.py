@@ -1,5 +1,6 @@
 """The web console: static files from `scheduler/console/` at `/console/`, `/` sending the browser
-there, `GET /api/v1/info` for its header, and the security headers of every console response."""
+there, `GET /api/v1/info` for its header, and the security headers of every response (the
+console's strictest)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from scheduler import __version__
 from scheduler.additions.info import SchedulerInfo
+from scheduler.api import docs
 from scheduler.api.keys import SETTINGS
 from scheduler.models.jobs import MAX_PAYLOAD_BYTES
 
@@ -26,6 +28,16 @@ SECURITY_HEADERS = {
     # Revalidated on each load (a 304 when unchanged), so an upgraded scheduler never runs
     # yesterday's modules.
     "Cache-Control": "no-cache",
+}
+# Every other answer (JSON, logs, results, streams) is data, never a page: no browser may guess
+# it is HTML, run anything in it, or frame it.
+API_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+SWAGGER_UI_SECURITY_HEADERS = {
+    "Content-Security-Policy": docs.CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
 }
 
 
@@ -53,7 +65,16 @@ async def get_info(request: web.Request) -> web.Response:
     return web.Response(text=info.model_dump_json(by_alias=True), content_type="application/json")
 
 
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(f"{prefix}/")
+
+
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """An `on_response_prepare` hook: every console response, its 404s and 304s included."""
-    if request.path == "/" or request.path == "/console" or request.path.startswith("/console/"):
+    """An `on_response_prepare` hook: every response, its 404s and 304s included."""
+    path = request.path
+    if path == "/" or _is_under(path, "/console"):
         response.headers.update(SECURITY_HEADERS)
+    elif _is_under(path, "/swaggerui"):
+        response.headers.update(SWAGGER_UI_SECURITY_HEADERS)
+    else:
+        response.headers.update(API_SECURITY_HEADERS)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from scheduler.api.keys import METRICS
-from scheduler.errors import BackendError, BackendUnavailableError, SchedulerError
+from scheduler.errors import BackendError, BackendUnavailableError, BusyError, SchedulerError
 from scheduler.logs import request_id
 from scheduler.models import failure
 
@@ -25,6 +28,11 @@ _REASONS_BY_CODE = {
     415: "UnsupportedMediaType",
     422: "Invalid",
 }
+REQUEST_ID = "X-Request-Id"
+# A caller's request id is kept only when it looks like one: it is in every log line of the
+# request and in the answer, so it may not be long, odd or another request's forged line.
+_CALLERS_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MAX_PARSE_ERROR_CHARS = 200
 
 
 def status_response(message: str, reason: str, code: int) -> web.Response:
@@ -42,10 +50,46 @@ def _created_name(response: web.StreamResponse) -> str | None:
     return response.headers.get("X-Job-Name")
 
 
+def _request_id(request: web.Request) -> str:
+    sent = request.headers.get(REQUEST_ID)
+    if sent is not None and _CALLERS_REQUEST_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex[:16]
+
+
+def _what_is_wrong(message: str) -> str:
+    """The first line of aiohttp's parse error ("Invalid header value char"), without the
+    request's bytes it quotes below it: a header's value may be a credential."""
+    lines = message.strip().splitlines()
+    return (lines[0] if lines else "").rstrip(":")[:_MAX_PARSE_ERROR_CHARS]
+
+
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log (the app's `handler_args` logger). A request aiohttp cannot parse
+    (a NUL or another byte HTTP forbids in a header, a bad request line) is the client's
+    mistake, answered 400 before any handler runs: one WARNING line, not an ERROR with a
+    traceback."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= (exc_info.code or 0) < 500:
+            remote = args[0] if args else None
+            self.logger.warning(
+                "refused a request that is not valid HTTP (%d): %s",
+                exc_info.code,
+                _what_is_wrong(exc_info.message),
+                extra={"remote": str(remote), "status": exc_info.code},
+            )
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+SERVER_LOG = ServerLog(logging.getLogger("aiohttp.server"))
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map errors to `Status`, and log and measure each request under its route template."""
-    token = request_id.set(request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])
+    token = request_id.set(_request_id(request))
     started = time.perf_counter()
     metrics = request.app[METRICS]
     try:
@@ -55,6 +99,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if isinstance(exc, BackendUnavailableError | BackendError):
                 metrics.api_server_errors.labels("request").inc()
             response = status_response(exc.message, exc.reason, exc.http_status)
+            if isinstance(exc, BusyError):
+                response.headers["Retry-After"] = str(exc.retry_after_seconds)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -87,7 +133,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                     "job_name": request.match_info.get("jobName") or _created_name(response),
                 },
             )
-        response.headers["X-Request-Id"] = request_id.get() or ""
+        response.headers[REQUEST_ID] = request_id.get() or ""
         return response
     finally:
         request_id.reset(token)

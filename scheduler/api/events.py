@@ -1,7 +1,8 @@
 """`GET /api/v1/events`: job and batch events as Server-Sent Events, from the app's event hub.
 
 Each frame is `id: N`, `event: Create|Update|Delete|reset` and `data: <JSON>`; a comment comes
-every heartbeat (15 s). Streams end when the client leaves or the app shuts down.
+every heartbeat (15 s). Streams end when the client leaves or the app shuts down. The hub serves
+a bounded number of streams at once; past it a client gets 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     open_streams = request.app[_OPEN_STREAMS]
     # The error middleware sets this header when a response ends: too late for a stream's.
     headers = {**STREAM_HEADERS, "X-Request-Id": request_id.get() or ""}
+    if request.method == "HEAD":
+        return web.Response(headers=headers)  # the GET's headers; there is no body to wait for
     response = web.StreamResponse(headers=headers)
     # Subscribed before the headers go out, so nothing published meanwhile is missed.
     with request.app[EVENTS].subscribe(after, job=job, batch=batch) as subscription:

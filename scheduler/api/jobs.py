@@ -29,6 +29,9 @@ def parse_body(raw: bytes, model: type[Body], what: str) -> Body | None:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidError(f"{what} is invalid: the body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        # No request of ours nests deeper than a few levels; Python's parser gives up at ~1000.
+        raise InvalidError(f"{what} is invalid: the body's JSON is nested too deeply") from exc
     if document is None:
         return None
     if not isinstance(document, dict):

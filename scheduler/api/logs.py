@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
@@ -30,15 +31,23 @@ Opening = Callable[[], Awaitable[AsyncGenerator[bytes, None]]]
 
 
 async def get_job_logs(request: web.Request) -> web.StreamResponse:
-    options = parse_options(request.query)
+    options = _options(request)
     name = request.match_info["jobName"]
     return await _serving(request, lambda: request.app[LOGS].job_log(name, options))
 
 
 async def get_batch_job_logs(request: web.Request) -> web.StreamResponse:
-    options = parse_options(request.query)
+    options = _options(request)
     batch, job = request.match_info["batchName"], request.match_info["jobName"]
     return await _serving(request, lambda: request.app[LOGS].batch_job_log(batch, job, options))
+
+
+def _options(request: web.Request) -> LogOptions:
+    options = parse_options(request.query)
+    if request.method == "HEAD":
+        # Nothing of the log is sent: answer at once, without waiting for the job to start.
+        return dataclasses.replace(options, follow=False)
+    return options
 
 
 def parse_options(query: Mapping[str, str]) -> LogOptions:
@@ -101,6 +110,9 @@ async def _streaming(
         # The error middleware adds it too late for a response sent already.
         response.headers["X-Request-Id"] = request_id.get() or ""
         await response.prepare(request)
+        if request.method == "HEAD":
+            await response.write_eof()
+            return response
         try:
             async for chunk in chunks:
                 await response.write(chunk)

@@ -3,13 +3,19 @@ stop and delete them. A batch's status is derived from its jobs'."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from scheduler.backends.base import Backend, BatchRequest
 from scheduler.domain.batch_status import derive_batch_status
-from scheduler.domain.defaults import merge_defaults
+from scheduler.domain.defaults import (
+    MAX_EXPANDED_BATCH_BYTES,
+    expanded_size,
+    layered,
+    merge_defaults,
+)
 from scheduler.domain.jobs import build_request, check_payload
 from scheduler.domain.stopping import Stopper, is_stoppable
 from scheduler.errors import (
@@ -17,6 +23,7 @@ from scheduler.errors import (
     ConflictError,
     InvalidError,
     NotFoundError,
+    PayloadTooLargeError,
 )
 from scheduler.models import BatchScheduleDescription, BatchStatus, JobStatus, Status, success
 from scheduler.names import new_batch_job_names, new_batch_name
@@ -27,6 +34,9 @@ log = logging.getLogger(__name__)
 
 _NAME_ATTEMPTS = 3
 EMPTY_BATCH = "BatchScheduleDescription is invalid: empty job description list"
+# A large batch is built a slice at a time, and other requests (and /healthz) run in between.
+JOBS_PER_SLICE = 50
+_MIB = 1024 * 1024
 
 
 class BatchService:
@@ -47,31 +57,44 @@ class BatchService:
 
     def _check(self, description: BatchScheduleDescription) -> None:
         """Every mistake is found before anything is created."""
-        if not description.job_schedule_descriptions:
+        jobs = description.job_schedule_descriptions
+        if not jobs:
             raise InvalidError(EMPTY_BATCH)
+        size = expanded_size(description.default_radix_job_component_config, jobs)
+        if size > MAX_EXPANDED_BATCH_BYTES:
+            # 413, as for a payload: the request is valid, only too big to build; the remedy is
+            # a smaller one (fewer jobs, fewer defaults), not a corrected field.
+            raise PayloadTooLargeError(
+                f"BatchScheduleDescription is too large: its {len(jobs)} jobs, each merged with "
+                f"defaultRadixJobComponentConfig, come to {size} bytes ({size / _MIB:.1f} MiB); "
+                f"at most {MAX_EXPANDED_BATCH_BYTES} bytes ({MAX_EXPANDED_BATCH_BYTES // _MIB} "
+                "MiB). Send fewer jobs per batch or fewer default variables, or put variables "
+                "every job needs in the radixconfig"
+            )
         for index, job in enumerate(description.job_schedule_descriptions):
             check_payload(self.definition, job.payload, f"jobScheduleDescriptions[{index}].payload")
 
-    def _request(self, description: BatchScheduleDescription, name: str) -> BatchRequest:
+    async def _request(self, description: BatchScheduleDescription, name: str) -> BatchRequest:
         jobs = description.job_schedule_descriptions
-        defaults = description.default_radix_job_component_config
-        return BatchRequest(
-            name=name,
-            batch_id=description.batch_id,
-            jobs=tuple(
+        definition, defaults = layered(
+            self.definition, description.default_radix_job_component_config
+        )
+        names = new_batch_job_names(name, len(jobs))
+        requests = []
+        for index, (job, job_name) in enumerate(zip(jobs, names, strict=True)):
+            if index and index % JOBS_PER_SLICE == 0:
+                await asyncio.sleep(0)
+            requests.append(
                 build_request(
-                    self.definition,
+                    definition,
                     merge_defaults(defaults, job),
                     job_name,
                     batch_name=name,
                     batch_id=description.batch_id,
                     batch_index=index,
                 )
-                for index, (job, job_name) in enumerate(
-                    zip(jobs, new_batch_job_names(name, len(jobs)), strict=True)
-                )
-            ),
-        )
+            )
+        return BatchRequest(name=name, batch_id=description.batch_id, jobs=tuple(requests))
 
     async def create(
         self, description: BatchScheduleDescription, fixed_name: str | None = None
@@ -84,7 +107,8 @@ class BatchService:
             name = fixed_name or self._new_name(self.definition.name)
             try:
                 with self._creating(name):
-                    records = await self._backend.create_batch(self._request(description, name))
+                    request = await self._request(description, name)
+                    records = await self._backend.create_batch(request)
                     for record in records:
                         self._view.upsert_job(record)
                 break

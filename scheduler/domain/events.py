@@ -15,12 +15,19 @@ from itertools import islice
 from types import TracebackType
 
 from scheduler.domain.notifying import Notification
+from scheduler.errors import BusyError
 from scheduler.models import BatchType, EventType
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RING_SIZE = 1000
 DEFAULT_QUEUE_SIZE = 256
+# Open streams at once; each holds a connection (an fd) and a queue. More wait for a place.
+DEFAULT_MAX_SUBSCRIBERS = 100
+BUSY_RETRY_AFTER_SECONDS = 10
+# Our ids are microseconds since 1970 (16 digits now); a longer one is not ours, and Python
+# would refuse to read one of more than 4300 digits.
+MAX_ID_DIGITS = 20
 # The SSE event name of a frame that tells the client to list jobs and batches again.
 RESET = "reset"
 # A comment: it keeps idle connections (and proxies) open and shows the client the stream lives.
@@ -134,7 +141,9 @@ class EventHub:
         ring_size: int = DEFAULT_RING_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         first_id: int | None = None,
+        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
     ) -> None:
+        self.max_subscribers = max_subscribers
         self._ring: deque[StreamEvent] = deque(maxlen=ring_size)
         self._queue_size = queue_size
         self._next_id = time.time_ns() // 1000 if first_id is None else first_id
@@ -186,7 +195,14 @@ class EventHub:
         """Events after the id `after` (from the ring), then live ones; None: live ones only.
 
         An id the ring no longer holds, or that is not one of ours, queues a `reset` first.
+        BusyError when `max_subscribers` streams are open already.
         """
+        if len(self._subscribers) >= self.max_subscribers:
+            raise BusyError(
+                f"the event stream has {self.max_subscribers} clients, as many as it serves at "
+                f"once; retry in {BUSY_RETRY_AFTER_SECONDS} s",
+                BUSY_RETRY_AFTER_SECONDS,
+            )
         self._listened = True
         subscription = Subscription(self, job, batch, self._queue_size)
         if after is not None:
@@ -216,8 +232,9 @@ class EventHub:
 
     def _since(self, after: str) -> list[StreamEvent] | str:
         """The events after id `after`, or why they cannot be had."""
-        if not after.isascii() or not after.isdecimal():
-            return f"event id {after!r} is not one of this scheduler's"
+        if not after.isascii() or not after.isdecimal() or len(after) > MAX_ID_DIGITS:
+            shown = after if len(after) <= MAX_ID_DIGITS else f"{after[:MAX_ID_DIGITS]}..."
+            return f"event id {shown!r} is not one of this scheduler's"
         last = int(after)
         if last > self.last_id:
             return f"event id {last} is not one of this scheduler's"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -67,12 +68,16 @@ def key_hash(component: str, key: str) -> str:
     return _sha256(f"{component}\n{key}")
 
 
-def body_hash(body: BaseModel) -> str:
-    """Of the parsed request, so neither whitespace nor the order of keys matters."""
+def body_hash(body: BaseModel, key: str) -> str:
+    """Of the parsed request, so neither whitespace nor the order of keys matters.
+
+    An HMAC keyed with the Idempotency-Key, which is stored only as a hash: whoever can read the
+    stored claim cannot confirm a guess of the body (its payload, its variables) without the key.
+    """
     canonical = json.dumps(
         body.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
     )
-    return _sha256(canonical)
+    return hmac.new(key.encode("utf-8"), canonical.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def check_key(key: str) -> str:
@@ -141,7 +146,8 @@ class Idempotency:
         find: Callable[[str], Result | None],
         new_name: Callable[[str], str],
     ) -> Result:
-        hashed, body_hashed = key_hash(self._component, check_key(key)), body_hash(body)
+        check_key(key)
+        hashed, body_hashed = key_hash(self._component, key), body_hash(body, key)
         for _ in range(_ROUNDS):
             now = self._clock()
             claim = await self._keys.claim_key(

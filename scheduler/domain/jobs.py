@@ -68,10 +68,9 @@ def build_request(
         **definition.limits,
         **(resources.limits.root if resources and resources.limits else {}),
     }
-    variables = {
-        **definition.variables,
-        **(description.variables.root if description.variables else {}),
-    }
+    own = description.variables.root if description.variables else None
+    # The configured map itself when the job has none of its own: a batch's jobs share one.
+    variables = {**definition.variables, **own} if own else definition.variables
     payload: bytes | None = None
     if definition.payload_path is not None:
         payload = (description.payload or "").encode("utf-8")

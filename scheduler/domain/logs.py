@@ -1,6 +1,6 @@
 """Reading a job's log: find the job and the attempt asked for, wait for it to start when told to
 follow, and follow the job's later attempts until the job ends. It knows the view and the Backend
-port, not HTTP."""
+port, not HTTP. It follows a bounded number of logs at once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from scheduler.backends.base import Backend
 from scheduler.domain.batches import BatchService
-from scheduler.errors import ConflictError, NotFoundError
+from scheduler.errors import BusyError, ConflictError, NotFoundError
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatusEnum
 from scheduler.store import JobView
 
@@ -24,6 +24,10 @@ _ENDED = frozenset(
     }
 )
 _TERMINATED = frozenset({ReplicaStatusEnum.SUCCEEDED, ReplicaStatusEnum.FAILED})
+# Logs followed at once: each holds a connection and a stream from the backend (a thread
+# polling a file locally, an API-server stream on Kubernetes) for as long as its job runs.
+DEFAULT_MAX_FOLLOWERS = 100
+BUSY_RETRY_AFTER_SECONDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,15 @@ def _ended(status: JobStatus) -> bool:
 
 
 class LogReader:
-    def __init__(self, backend: Backend, view: JobView, batches: BatchService) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        view: JobView,
+        batches: BatchService,
+        max_followers: int = DEFAULT_MAX_FOLLOWERS,
+    ) -> None:
+        self.max_followers = max_followers
+        self.following = 0  # the reads with `follow`, from their open until they close
         self._backend = backend
         self._view = view
         self._batches = batches
@@ -70,11 +82,25 @@ class LogReader:
         return sum(len(waiting) for waiting in self._waiters.values())
 
     async def _open(self, resolve: Resolve, options: LogOptions) -> AsyncGenerator[bytes, None]:
-        status, pod = await self._first_attempt(resolve, options)
-        chunks = self._read(status.name, pod, options, options.tail)
-        await anext(chunks, b"")  # opened
+        if options.follow:
+            if self.following >= self.max_followers:
+                raise BusyError(
+                    f"{self.max_followers} logs are followed, as many as the scheduler follows "
+                    f"at once; retry in {BUSY_RETRY_AFTER_SECONDS} s, or read without follow",
+                    BUSY_RETRY_AFTER_SECONDS,
+                )
+            self.following += 1
+        try:
+            status, pod = await self._first_attempt(resolve, options)
+            chunks = self._read(status.name, pod, options, options.tail)
+            await anext(chunks, b"")  # opened
+        except BaseException:
+            if options.follow:
+                self.following -= 1
+            raise
         streaming = self._streaming(resolve, options, status.name, pod.pod_index, chunks)
-        await anext(streaming)  # it owns the open log from here on, and closes it
+        # It owns the open log (and the follower's place) from here on, and gives them up.
+        await anext(streaming)
         return streaming
 
     async def _first_attempt(
@@ -122,6 +148,8 @@ class LogReader:
                 index = later.pod_index
                 chunks = self._read(job, later, options, None)
         finally:
+            if options.follow:
+                self.following -= 1
             await chunks.aclose()
 
     async def _later_attempt(self, resolve: Resolve, index: int) -> PodStatus | None:
