@@ -15,7 +15,7 @@ from scheduler.app import create_app
 from scheduler.backends.local.store import check_state_dir
 from scheduler.errors import ConfigError
 from scheduler.logs import configure_logging
-from scheduler.settings import load_settings
+from scheduler.settings import check_exposure, describe_listening, load_settings
 
 EXIT_CONFIG_ERROR = 2
 log = logging.getLogger("scheduler")
@@ -28,16 +28,23 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"job-scheduler: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    if settings.state_dir is not None:
-        # Before the first log line: a state dir that cannot be ours is one line and exit 2.
-        try:
+    # Before the first log line: an exposed local backend without a token, or a state dir that
+    # cannot be ours, is one line and exit 2.
+    try:
+        check_exposure(settings)
+        if settings.state_dir is not None:
             check_state_dir(settings.state_dir)
-        except ConfigError as exc:
-            print(f"job-scheduler: {exc}", file=sys.stderr)
-            return EXIT_CONFIG_ERROR
+    except ConfigError as exc:
+        print(f"job-scheduler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     configure_logging(settings.log_level)
     definition = settings.definition
-    log.info("backend: %s (%s)", settings.backend, settings.backend_reason)
+    log.info(
+        "backend: %s (%s), %s",
+        settings.backend,
+        settings.backend_reason,
+        describe_listening(settings),
+    )
     log.info(
         "serving job %s of app %s in environment %s, %s, on port %d",
         definition.name,

@@ -7,11 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from scheduler.api.auth import token_middleware
 from scheduler.api.console import add_security_headers
-from scheduler.api.errors import error_middleware
+from scheduler.api.errors import SERVER_LOG, error_middleware
 from scheduler.api.events import serve_events
 from scheduler.api.guard import guard_middleware
+from scheduler.api.hosts import OwnHosts, own_hosts_middleware
 from scheduler.api.keys import (
     BACKEND,
     BATCHES,
@@ -141,6 +144,14 @@ async def _prune_after_sync(view: JobView, pruner: Pruner) -> None:
     pruner.poke()
 
 
+def _middlewares(settings: Settings) -> list[Middleware]:
+    own = OwnHosts(settings.definition.name, settings.namespace, settings.allowed_hosts)
+    middlewares = [error_middleware, own_hosts_middleware(own)]
+    if settings.api_token is not None:
+        middlewares.append(token_middleware(settings.api_token.get_secret_value()))
+    return [*middlewares, guard_middleware]
+
+
 def create_app(
     settings: Settings,
     backend: Backend | None = None,
@@ -149,9 +160,11 @@ def create_app(
     # The whole body's limit (a batch of many payloads); each payload's own 1 MiB limit is
     # checked after parsing, with a 413 that names it.
     app = web.Application(
-        # The guard runs inside the error middleware, which turns its refusals into `Status`.
-        middlewares=[error_middleware, guard_middleware],
+        # The checks run inside the error middleware, which turns their refusals into `Status`:
+        # a foreign `Host` first (403 whoever asks), then the token, then the cross-site guard.
+        middlewares=_middlewares(settings),
         client_max_size=settings.max_request_bytes,
+        handler_args={"logger": SERVER_LOG},  # unparsable requests: a WARNING, not an ERROR
     )
     backend = backend or _default_backend(settings)
     view = JobView()
@@ -189,7 +202,7 @@ def create_app(
     if url is not None:
         sender = WebhookSender(
             url,
-            secret=settings.webhook_secret,
+            secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
             attempts=settings.webhook_attempts,
             timeout_seconds=settings.webhook_timeout_seconds,
             queue_size=settings.webhook_queue_size,

@@ -4,12 +4,13 @@ radixconfig. `environ` is injectable so tests never touch `os.environ`."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from scheduler.backends.local.store import default_state_dir
 from scheduler.domain.events import DEFAULT_QUEUE_SIZE, DEFAULT_RING_SIZE
@@ -28,9 +29,16 @@ DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
 DEFAULT_EVENTS_HEARTBEAT_SECONDS = 15.0
 SERVICE_ACCOUNT_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# Where the scheduler listens unless told: in a pod its Service and probes reach it by the pod's
+# address; anywhere else only this machine does, since a request may carry its own command.
+POD_HOST = "0.0.0.0"
+LOCAL_HOST = "127.0.0.1"
+# An API token shorter than this is too easily guessed.
+MIN_API_TOKEN_LENGTH = 16
 
-# flag, environment variable, settings field
-_SOURCES: tuple[tuple[str, str | None, str], ...] = (
+# flag (None: environment only, for secrets, which a flag would show in `ps`), environment
+# variable, settings field
+_SOURCES: tuple[tuple[str | None, str | None, str], ...] = (
     ("--config", "RADIX_CONFIG_FILE", "config_file"),
     ("--job", "RADIX_COMPONENT", "job"),
     ("--environment", "RADIX_ENVIRONMENT", "environment"),
@@ -41,10 +49,14 @@ _SOURCES: tuple[tuple[str, str | None, str], ...] = (
     ("--history-limit", "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT", "history_limit"),
     ("--log-level", "LOG_LEVEL", "log_level"),
     ("--host", "SCHEDULER_HOST", "host"),
+    ("--allowed-hosts", "SCHEDULER_ALLOWED_HOSTS", "allowed_hosts"),
+    ("--api-token-file", "SCHEDULER_API_TOKEN_FILE", "api_token_file"),
+    (None, "SCHEDULER_API_TOKEN", "api_token"),
     ("--shutdown-timeout", "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds"),
     ("--max-request-bytes", "SCHEDULER_MAX_REQUEST_BYTES", "max_request_bytes"),
     ("--create-grace", "SCHEDULER_CREATE_GRACE_SECONDS", "create_grace_seconds"),
-    ("--webhook-secret", "SCHEDULER_WEBHOOK_SECRET", "webhook_secret"),
+    ("--webhook-secret-file", "SCHEDULER_WEBHOOK_SECRET_FILE", "webhook_secret_file"),
+    (None, "SCHEDULER_WEBHOOK_SECRET", "webhook_secret"),
     ("--webhook-attempts", "SCHEDULER_WEBHOOK_ATTEMPTS", "webhook_attempts"),
     ("--webhook-timeout", "SCHEDULER_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds"),
     ("--webhook-queue-size", "SCHEDULER_WEBHOOK_QUEUE_SIZE", "webhook_queue_size"),
@@ -74,11 +86,15 @@ class RawSettings(BaseModel):
     kubeconfig: Path | None = None
     history_limit: Annotated[int, Field(ge=1)] = 10
     log_level: LogLevel = "INFO"
-    host: str = "0.0.0.0"
+    host: str | None = None
+    allowed_hosts: str = ""
+    api_token_file: Path | None = None
+    api_token: SecretStr | None = None
     shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 25.0
     max_request_bytes: Annotated[int, Field(ge=1024 * 1024)] = DEFAULT_MAX_REQUEST_BYTES
     create_grace_seconds: Annotated[float, Field(gt=0)] = DEFAULT_CREATE_GRACE_SECONDS
-    webhook_secret: str | None = None
+    webhook_secret_file: Path | None = None
+    webhook_secret: SecretStr | None = None
     webhook_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     webhook_queue_size: Annotated[int, Field(ge=1)] = 10_000
@@ -102,6 +118,11 @@ class Settings(BaseModel):
     namespace: str
     host: str
     port: int
+    # Host names the scheduler answers to besides its own (loopback, IP literals, its Service).
+    allowed_hosts: tuple[str, ...] = ()
+    # With a token every request but the probes and the console's files needs
+    # `Authorization: Bearer <token>`; from a file or the environment, never a flag.
+    api_token: SecretStr | None = None
     kubeconfig: Path | None
     history_limit: int
     log_level: LogLevel
@@ -111,8 +132,9 @@ class Settings(BaseModel):
     # How long a create may take before a restarted scheduler (or another replica) removes what
     # a crashed one left half-made.
     create_grace_seconds: float = DEFAULT_CREATE_GRACE_SECONDS
-    # Signs webhook bodies (HMAC-SHA256) when set; read it from a Secret, never the radixconfig.
-    webhook_secret: str | None = None
+    # Signs webhook bodies (HMAC-SHA256) when set; from a file or the environment (a Secret),
+    # never a flag or the radixconfig.
+    webhook_secret: SecretStr | None = None
     webhook_attempts: int = 5
     webhook_timeout_seconds: float = 10.0
     webhook_queue_size: int = 10_000
@@ -136,9 +158,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="job-scheduler",
         description="Serve the Radix job-scheduler API for one job in one environment.",
+        # No prefixes: `--api-token <secret>` must not be taken for `--api-token-file`.
+        allow_abbrev=False,
     )
     for flag, env, field in _SOURCES:
-        parser.add_argument(flag, dest=field, default=None, help=f"env {env}" if env else None)
+        if flag is not None:
+            parser.add_argument(flag, dest=field, default=None, help=f"env {env}" if env else None)
     return parser
 
 
@@ -173,13 +198,18 @@ def _pod_namespace(namespace_file: Path) -> str | None:
         return None
 
 
+def in_pod(environ: Mapping[str, str]) -> bool:
+    """Running in a Kubernetes pod: its service host is set and its account's token mounted."""
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN_FILE.is_file()
+
+
 def _choose_backend(
     raw: RawSettings, environ: Mapping[str, str]
 ) -> tuple[Literal["kubernetes", "local"], str, Path | None]:
     """The backend, why, and the kubeconfig to read (None: the pod's service account)."""
     if raw.backend == "local":
         return "local", "chosen by SCHEDULER_BACKEND/--backend", None
-    in_pod = bool(environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN_FILE.is_file()
+    pod = in_pod(environ)
     found: Path | None
     if raw.kubeconfig is not None:
         found = raw.kubeconfig
@@ -189,15 +219,97 @@ def _choose_backend(
         found = default if default.is_file() else None
     if raw.backend == "kubernetes":
         # In a pod without a kubeconfig named, the service account is the way in.
-        kubeconfig = raw.kubeconfig if raw.kubeconfig is not None or in_pod else found
+        kubeconfig = raw.kubeconfig if raw.kubeconfig is not None or pod else found
         return "kubernetes", "chosen by SCHEDULER_BACKEND/--backend", kubeconfig
-    if in_pod and raw.kubeconfig is None:
+    if pod and raw.kubeconfig is None:
         return "kubernetes", "running in a pod with a service account", None
     if raw.kubeconfig is not None:
         return "kubernetes", f"kubeconfig {raw.kubeconfig} named by KUBECONFIG/--kubeconfig", found
     if found is not None:
         return "kubernetes", f"kubeconfig {found} found", found
     return "local", "not in a pod and no kubeconfig found", None
+
+
+def _secret(
+    value: SecretStr | None, file: Path | None, env: str, file_setting: str
+) -> SecretStr | None:
+    """A secret from its variable or from the file another setting names (not both)."""
+    if file is None:
+        return value
+    if value is not None:
+        raise ConfigError(f"setting {env}: set it or {file_setting}, not both")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"setting {file_setting}: cannot read {file}: {why}") from exc
+    # A file written by `echo` or mounted from a Secret often ends with a newline.
+    secret = text.strip()
+    if not secret:
+        raise ConfigError(f"setting {file_setting}: {file} is empty")
+    return SecretStr(secret)
+
+
+def _api_token(raw: RawSettings) -> SecretStr | None:
+    token = _secret(
+        raw.api_token, raw.api_token_file, "SCHEDULER_API_TOKEN", "SCHEDULER_API_TOKEN_FILE"
+    )
+    if token is None:
+        return None
+    value = token.get_secret_value()
+    if len(value) < MIN_API_TOKEN_LENGTH:
+        raise ConfigError(
+            f"setting SCHEDULER_API_TOKEN: too short, use at least {MIN_API_TOKEN_LENGTH} "
+            "characters (e.g. `openssl rand -hex 32`)"
+        )
+    # It goes in an HTTP header: visible ASCII, no spaces.
+    if not all("!" <= char <= "~" for char in value):
+        raise ConfigError(
+            "setting SCHEDULER_API_TOKEN: only visible ASCII characters, no spaces, please"
+        )
+    return token
+
+
+def _allowed_hosts(text: str) -> tuple[str, ...]:
+    names = (name.strip().lower().rstrip(".") for name in text.split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the port to this machine."""
+    name = host.strip().lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to offer the local backend, which runs whatever command a request carries, beyond
+    this machine without an API token."""
+    if settings.backend != "local" or settings.api_token is not None:
+        return
+    if is_loopback(settings.host):
+        return
+    raise ConfigError(
+        f"refusing to listen on {settings.host}: the local backend runs any command a request "
+        "sends, so beyond loopback it needs an API token (SCHEDULER_API_TOKEN or "
+        "--api-token-file); or keep --host 127.0.0.1 and use `ssh -L`"
+    )
+
+
+def describe_listening(settings: Settings) -> str:
+    """Where the scheduler listens and who may use it, for the first log line."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    if is_loopback(settings.host):
+        who = "this machine only"
+    elif settings.api_token is not None:
+        who = "API token required"
+    else:
+        who = "no API token: whoever reaches the port may use the API"
+    return f"listening on {host}:{settings.port} ({who})"
 
 
 def load_settings(
@@ -220,6 +332,13 @@ def load_settings(
         or f"{definition.app}-{definition.environment}"
     )
     backend, reason, kubeconfig = _choose_backend(raw, environ)
+    host = raw.host or (POD_HOST if in_pod(environ) else LOCAL_HOST)
+    webhook_secret = _secret(
+        raw.webhook_secret,
+        raw.webhook_secret_file,
+        "SCHEDULER_WEBHOOK_SECRET",
+        "SCHEDULER_WEBHOOK_SECRET_FILE",
+    )
     state_dir = raw.state_dir or default_state_dir(
         environ, definition.app, definition.environment, definition.name
     )
@@ -236,15 +355,17 @@ def load_settings(
         definition=definition,
         config_file=raw.config_file,
         namespace=namespace,
-        host=raw.host,
+        host=host,
         port=raw.port or definition.scheduler_port,
+        allowed_hosts=_allowed_hosts(raw.allowed_hosts),
+        api_token=_api_token(raw),
         kubeconfig=kubeconfig,
         history_limit=raw.history_limit,
         log_level=raw.log_level,
         shutdown_timeout_seconds=raw.shutdown_timeout_seconds,
         max_request_bytes=raw.max_request_bytes,
         create_grace_seconds=raw.create_grace_seconds,
-        webhook_secret=raw.webhook_secret,
+        webhook_secret=webhook_secret,
         webhook_attempts=raw.webhook_attempts,
         webhook_timeout_seconds=raw.webhook_timeout_seconds,
         webhook_queue_size=raw.webhook_queue_size,

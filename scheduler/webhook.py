@@ -1,9 +1,11 @@
 """Webhook delivery: POSTs event bodies to one receiver, retried with back-off, in order per key.
 
-Every POST carries `Content-Type: application/json` and `X-Scheduler-Event-Id: <id>`, the same on
-each retry so receivers can de-duplicate. With a secret it also carries
-`X-Scheduler-Signature: sha256=<hex>`: the lowercase hex HMAC-SHA256 of the exact body bytes keyed
-with the UTF-8 secret; a receiver recomputes it and compares with `hmac.compare_digest`.
+Every POST carries `Content-Type: application/json`, `X-Scheduler-Event-Id: <id>`, the same on
+each retry so receivers can de-duplicate, and `X-Scheduler-Timestamp: <unix seconds>`, when this
+attempt was sent. With a secret it also carries `X-Scheduler-Signature: sha256=<hex>`: the
+lowercase hex HMAC-SHA256 of `<id>.<timestamp>.<body>` (the exact body bytes) keyed with the UTF-8
+secret. A receiver recomputes it, compares with `hmac.compare_digest`, and refuses a timestamp
+outside its freshness window, so a captured delivery cannot be replayed later or with another id.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 EVENT_ID_HEADER = "X-Scheduler-Event-Id"
 SIGNATURE_HEADER = "X-Scheduler-Signature"
+TIMESTAMP_HEADER = "X-Scheduler-Timestamp"
 # POSTs in flight at once, across keys; a key never has more than one.
 MAX_IN_FLIGHT = 8
 DROP_LOG_INTERVAL_SECONDS = 10.0
@@ -75,6 +78,12 @@ def _seconds(value: str) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def signature(secret: bytes, event_id: str, timestamp: str, body: bytes) -> str:
+    """The `X-Scheduler-Signature` value of one attempt."""
+    signed = b".".join((event_id.encode(), timestamp.encode(), body))
+    return "sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
 
 
 def _describe(exc: BaseException) -> str:
@@ -248,10 +257,15 @@ class WebhookSender:
     async def _post(self, event: _Event) -> _Answer:
         assert self._session is not None, "lanes run between start() and close()"
         event.attempts += 1
-        headers = {"Content-Type": "application/json", EVENT_ID_HEADER: event.id}
+        # Each attempt's own time, so a retry after a long back-off is as fresh as a first try.
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_ID_HEADER: event.id,
+            TIMESTAMP_HEADER: timestamp,
+        }
         if self._secret is not None:
-            digest = hmac.new(self._secret, event.body, hashlib.sha256).hexdigest()
-            headers[SIGNATURE_HEADER] = f"sha256={digest}"
+            headers[SIGNATURE_HEADER] = signature(self._secret, event.id, timestamp, event.body)
         try:
             async with self._session.post(
                 self._url, data=event.body, headers=headers, allow_redirects=False

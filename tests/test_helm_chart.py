@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from scheduler.backends.kubernetes.manifests import JOB_TYPE, LABEL_JOB_TYPE
+
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "helm" / "job-scheduler"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
@@ -180,6 +182,7 @@ def test_scheduler_is_told_its_config_job_environment_app_and_namespace(helm: Pa
         "RADIX_APP": "myapp",
         "SCHEDULER_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         "SCHEDULER_PORT": "8000",
+        "SCHEDULER_HOST": "0.0.0.0",
         "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": "10",
         "LOG_LEVEL": "INFO",
         "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS": "25",
@@ -317,9 +320,66 @@ def test_network_policy_admits_only_pods_of_the_same_namespace_on_the_http_port(
     pod_labels = only(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["podSelector"] == {"matchLabels": pod_labels}
     assert policy["policyTypes"] == ["Ingress"]
+    # Not the job pods, which run request-chosen commands: a pod labelled as a job's is refused,
+    # any other pod of the namespace (labelled otherwise, or not at all) admitted.
+    not_a_job = {"key": "radix-job-type", "operator": "NotIn", "values": ["job-scheduler"]}
     assert policy["ingress"] == [
-        {"from": [{"podSelector": {}}], "ports": [{"port": "http", "protocol": "TCP"}]}
+        {
+            "from": [{"podSelector": {"matchExpressions": [not_a_job]}}],
+            "ports": [{"port": "http", "protocol": "TCP"}],
+        }
     ]
+    # The label every job pod of the scheduler carries.
+    assert (not_a_job["key"], not_a_job["values"][0]) == (LABEL_JOB_TYPE, JOB_TYPE)
+
+
+def test_network_policy_admits_the_job_pods_only_when_asked(helm: Path) -> None:
+    manifests = render(helm, values={"networkPolicy": {"allowJobPods": True}})
+    [rule] = only(manifests, "NetworkPolicy")["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {}}]
+
+
+def test_an_existing_named_service_account_gets_the_role_and_none_is_created(
+    helm: Path,
+) -> None:
+    manifests = render(helm, values={"serviceAccount": {"create": False, "name": "scheduler"}})
+    assert "ServiceAccount" not in {m["kind"] for m in manifests}
+    assert only(manifests, "RoleBinding")["subjects"][0]["name"] == "scheduler"
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "scheduler"
+
+
+def test_without_an_api_token_secret_the_scheduler_needs_no_token(helm: Path) -> None:
+    manifests = render(helm)
+    env = env_of(scheduler_container(manifests))
+    assert "SCHEDULER_API_TOKEN_FILE" not in env and "SCHEDULER_API_TOKEN" not in env
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert [volume["name"] for volume in pod["volumes"]] == ["config", "tmp"]
+
+
+def test_the_api_token_comes_from_a_secret_mounted_as_a_file(helm: Path) -> None:
+    values = {"apiToken": {"existingSecret": "compute-api-token", "existingSecretKey": "token"}}
+    manifests = render(helm, values=values)
+    container = scheduler_container(manifests)
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+
+    path = env_of(container)["SCHEDULER_API_TOKEN_FILE"]
+    assert path == "/var/run/secrets/job-scheduler/api-token"
+    mount = {"name": "api-token", "mountPath": "/var/run/secrets/job-scheduler", "readOnly": True}
+    assert mount in container["volumeMounts"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "api-token"]
+    assert volume["secret"] == {
+        "secretName": "compute-api-token",
+        "defaultMode": 0o440,
+        "items": [{"key": "token", "path": "api-token"}],
+    }
+    assert "SCHEDULER_API_TOKEN" not in env_of(container), "never the token itself"
+
+
+def test_allowed_hosts_reach_the_scheduler_as_one_list(helm: Path) -> None:
+    values = {"allowedHosts": ["jobs.example.com", "compute.corp.internal"]}
+    env = env_of(scheduler_container(render(helm, values=values)))
+    assert env["SCHEDULER_ALLOWED_HOSTS"] == "jobs.example.com,compute.corp.internal"
 
 
 def test_network_policy_is_absent_when_disabled(helm: Path) -> None:
@@ -374,6 +434,30 @@ WRONG_VALUES = {
         "historyLimit: Must be greater than or equal to 1",
     ),
     "misspelt value": ({"jobb": "etl"}, "Additional property jobb is not allowed"),
+    "an API token Secret that is no name": (
+        {"apiToken": {"existingSecret": "My Token"}},
+        "existingSecret: Does not match pattern",
+    ),
+    "an API token Secret without a key": (
+        {"apiToken": {"existingSecret": "compute-api-token", "existingSecretKey": ""}},
+        "existingSecretKey: Does not match pattern",
+    ),
+    "an allowed host that is no host name": (
+        {"allowedHosts": ["evil.example/path"]},
+        "allowedHosts.0: Does not match pattern",
+    ),
+    "an existing service account without a name": (
+        {"serviceAccount": {"create": False}},
+        "serviceAccount.name is required with serviceAccount.create=false",
+    ),
+    "the default service account": (
+        {"serviceAccount": {"create": False, "name": "default"}},
+        'serviceAccount.name is required with serviceAccount.create=false, and not "default"',
+    ),
+    "allowJobPods that is not a boolean": (
+        {"networkPolicy": {"allowJobPods": "yes"}},
+        "allowJobPods: Invalid type. Expected: boolean",
+    ),
 }
 
 

@@ -34,6 +34,7 @@ PROGRESS = ["Waiting", "Active", "Running", "Stopping", "Succeeded", "Failed", "
 @dataclass(frozen=True)
 class Seen:
     event_id: str
+    timestamp: str
     signature: str | None
     body: bytes
 
@@ -54,6 +55,7 @@ class Receiver:
         assert request.content_type == "application/json"
         seen = Seen(
             request.headers["X-Scheduler-Event-Id"],
+            request.headers["X-Scheduler-Timestamp"],
             request.headers.get("X-Scheduler-Signature"),
             await request.read(),
         )
@@ -110,7 +112,8 @@ def notifying_scheduler(
 
 
 def signed(seen: Seen) -> bool:
-    digest = hmac.new(SECRET.encode(), seen.body, hashlib.sha256).hexdigest()
+    signed_text = f"{seen.event_id}.{seen.timestamp}.".encode() + seen.body
+    digest = hmac.new(SECRET.encode(), signed_text, hashlib.sha256).hexdigest()
     return seen.signature is not None and hmac.compare_digest(seen.signature, f"sha256={digest}")
 
 

@@ -261,3 +261,159 @@ def test_a_bad_local_setting_names_itself(
     with pytest.raises(ConfigError) as caught:
         settings_in(tmp_path, **env)
     assert expected in str(caught.value)
+
+
+# -- where it listens, and with which key ------------------------------------------------------
+
+TOKEN = "a-token-of-32-characters-or-so-1"
+
+
+def test_outside_a_pod_the_scheduler_listens_on_loopback_only(tmp_path: Path) -> None:
+    assert settings_in(tmp_path).host == "127.0.0.1"
+    assert settings_in(tmp_path, SCHEDULER_BACKEND="kubernetes").host == "127.0.0.1"
+
+
+def test_in_a_pod_the_scheduler_listens_on_every_address(
+    tmp_path: Path, pod: dict[str, str]
+) -> None:
+    assert settings_in(tmp_path, **pod).host == "0.0.0.0"
+
+
+def test_the_host_setting_wins_over_either_default(tmp_path: Path, pod: dict[str, str]) -> None:
+    assert settings_in(tmp_path, "--host", "10.1.2.3", **pod).host == "10.1.2.3"
+    assert settings_in(tmp_path, SCHEDULER_HOST="0.0.0.0").host == "0.0.0.0"
+
+
+def test_allowed_hosts_are_a_comma_separated_list_of_names(tmp_path: Path) -> None:
+    chosen = settings_in(tmp_path, SCHEDULER_ALLOWED_HOSTS=" Scheduler.Example.COM., ,other ")
+    assert chosen.allowed_hosts == ("scheduler.example.com", "other")
+    assert settings_in(tmp_path, "--allowed-hosts", "a,b").allowed_hosts == ("a", "b")
+    assert settings_in(tmp_path).allowed_hosts == ()
+
+
+def test_the_api_token_comes_from_a_variable_or_a_file_without_its_newline(
+    tmp_path: Path,
+) -> None:
+    assert settings_in(tmp_path).api_token is None
+    from_env = settings_in(tmp_path, SCHEDULER_API_TOKEN=TOKEN).api_token
+    assert from_env is not None and from_env.get_secret_value() == TOKEN
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    for chosen in (
+        settings_in(tmp_path, "--api-token-file", str(token_file)),
+        settings_in(tmp_path, SCHEDULER_API_TOKEN_FILE=str(token_file)),
+    ):
+        assert chosen.api_token is not None
+        assert chosen.api_token.get_secret_value() == TOKEN
+        assert TOKEN not in repr(chosen), "the token never shows in a settings' repr"
+
+
+@pytest.mark.parametrize(
+    ("content", "env", "expected"),
+    [
+        (None, {}, "setting SCHEDULER_API_TOKEN_FILE: cannot read"),
+        ("\n", {}, "is empty"),
+        ("short", {}, "setting SCHEDULER_API_TOKEN: too short, use at least 16 characters"),
+        ("with spaces in the middle of it", {}, "only visible ASCII characters, no spaces"),
+        (TOKEN, {"SCHEDULER_API_TOKEN": TOKEN}, "set it or SCHEDULER_API_TOKEN_FILE, not both"),
+    ],
+)
+def test_a_bad_api_token_names_its_setting(
+    tmp_path: Path, content: str | None, env: dict[str, str], expected: str
+) -> None:
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        settings_in(tmp_path, SCHEDULER_API_TOKEN_FILE=str(token_file), **env)
+    assert expected in str(caught.value)
+
+
+def test_secrets_cannot_be_given_as_flags(tmp_path: Path) -> None:
+    for flag in ("--api-token", "--webhook-secret"):
+        with pytest.raises(SystemExit) as caught:
+            settings_in(tmp_path, flag, "s3cret-s3cret-s3cret")
+        assert caught.value.code == 2
+
+
+def test_the_webhook_secret_comes_from_a_variable_or_a_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text("from-a-file\n")
+    from_file = settings_in(tmp_path, "--webhook-secret-file", str(secret_file)).webhook_secret
+    assert from_file is not None and from_file.get_secret_value() == "from-a-file"
+    from_env = settings_in(tmp_path, SCHEDULER_WEBHOOK_SECRET="from-env").webhook_secret
+    assert from_env is not None and from_env.get_secret_value() == "from-env"
+    with pytest.raises(ConfigError, match="not both"):
+        settings_in(
+            tmp_path,
+            SCHEDULER_WEBHOOK_SECRET="x",
+            SCHEDULER_WEBHOOK_SECRET_FILE=str(secret_file),
+        )
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("localhost", True),
+        ("scheduler.localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("my-laptop", False),
+        ("localhost.evil.example", False),
+    ],
+)
+def test_only_loopback_names_and_addresses_keep_the_port_to_this_machine(
+    host: str, loopback: bool
+) -> None:
+    assert settings.is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "refused"),
+    [
+        (("--host", "0.0.0.0"), {}, True),
+        (("--host", "192.168.1.20"), {}, True),
+        (("--host", "0.0.0.0"), {"SCHEDULER_API_TOKEN": TOKEN}, False),
+        (("--host", "127.0.0.1"), {}, False),
+        ((), {}, False),
+        (("--host", "0.0.0.0", "--backend", "kubernetes"), {}, False),
+    ],
+)
+def test_only_a_local_backend_beyond_loopback_without_a_token_is_refused(
+    tmp_path: Path, flags: tuple[str, ...], env: dict[str, str], refused: bool
+) -> None:
+    chosen = settings_in(tmp_path, *flags, **env)
+    if refused:
+        with pytest.raises(ConfigError, match=f"refusing to listen on {chosen.host}"):
+            settings.check_exposure(chosen)
+    else:
+        settings.check_exposure(chosen)
+
+
+def test_main_refuses_a_local_backend_on_every_address_without_a_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {**ENV, "HOME": str(tmp_path), "SCHEDULER_STATE_DIR": str(tmp_path / "state")}
+    assert main(["--host", "0.0.0.0"], environ) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("job-scheduler: refusing to listen on 0.0.0.0")
+    assert not (tmp_path / "state").exists(), "nothing started"
+
+
+def test_the_first_log_line_says_where_and_to_whom_it_listens(tmp_path: Path) -> None:
+    listening = settings.describe_listening
+    assert listening(settings_in(tmp_path)) == "listening on 127.0.0.1:8000 (this machine only)"
+    assert listening(settings_in(tmp_path, "--host", "::1", "--port", "9000")) == (
+        "listening on [::1]:9000 (this machine only)"
+    )
+    exposed = settings_in(tmp_path, "--host", "0.0.0.0", SCHEDULER_API_TOKEN=TOKEN)
+    assert listening(exposed) == "listening on 0.0.0.0:8000 (API token required)"
+    open_cluster = settings_in(tmp_path, "--host", "0.0.0.0", SCHEDULER_BACKEND="kubernetes")
+    assert listening(open_cluster) == (
+        "listening on 0.0.0.0:8000 (no API token: whoever reaches the port may use the API)"
+    )

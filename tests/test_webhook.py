@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -189,12 +190,54 @@ async def test_a_delivered_event_carries_its_body_content_type_and_event_id(
     assert seen.body == body_of("event-1")
     assert seen.headers["Content-Type"] == "application/json"
     assert seen.headers["X-Scheduler-Event-Id"] == "event-1"
+    assert seen.headers["X-Scheduler-Timestamp"].isdigit()
     assert "X-Scheduler-Signature" not in seen.headers
     assert attempts(metrics, "2xx") == 1
     assert metrics.registry.get_sample_value("job_scheduler_webhook_delivery_seconds_count") == 1
 
 
+FRESHNESS_WINDOW_SECONDS = 300
+
+
+def is_from_the_scheduler(
+    event_id: str, timestamp: str, body: bytes, signature: str, secret: str, now: float
+) -> bool:
+    """The receiver's check, as the README gives it."""
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > FRESHNESS_WINDOW_SECONDS:
+        return False
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def verified(seen: Seen, secret: str, now: float | None = None, event_id: str = "") -> bool:
+    return is_from_the_scheduler(
+        event_id or seen.headers["X-Scheduler-Event-Id"],
+        seen.headers["X-Scheduler-Timestamp"],
+        seen.body,
+        seen.headers["X-Scheduler-Signature"],
+        secret,
+        time.time() if now is None else now,
+    )
+
+
 async def test_a_signed_event_carries_a_signature_the_receiver_can_verify(
+    new_sender: SenderFactory, receiver: Receiver, metrics: Metrics
+) -> None:
+    sender = await new_sender(secret="s3cret")
+    sent_at = time.time()
+    send(sender, "batch-1", "event-1")
+    await eventually(lambda: deliveries(metrics, "delivered") == 1)
+
+    [seen] = receiver.requests
+    assert abs(int(seen.headers["X-Scheduler-Timestamp"]) - sent_at) <= 2
+    assert verified(seen, "s3cret")
+    assert not verified(seen, "guess")
+    body_only = "sha256=" + hmac.new(b"s3cret", seen.body, hashlib.sha256).hexdigest()
+    assert not hmac.compare_digest(seen.headers["X-Scheduler-Signature"], body_only)
+
+
+async def test_a_captured_signed_delivery_cannot_be_replayed_later_or_under_another_id(
     new_sender: SenderFactory, receiver: Receiver, metrics: Metrics
 ) -> None:
     sender = await new_sender(secret="s3cret")
@@ -202,10 +245,21 @@ async def test_a_signed_event_carries_a_signature_the_receiver_can_verify(
     await eventually(lambda: deliveries(metrics, "delivered") == 1)
 
     [seen] = receiver.requests
-    expected = "sha256=" + hmac.new(b"s3cret", seen.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(seen.headers["X-Scheduler-Signature"], expected)
-    forged = "sha256=" + hmac.new(b"guess", seen.body, hashlib.sha256).hexdigest()
-    assert not hmac.compare_digest(seen.headers["X-Scheduler-Signature"], forged)
+    assert not verified(seen, "s3cret", event_id="event-2")
+    later = int(seen.headers["X-Scheduler-Timestamp"]) + FRESHNESS_WINDOW_SECONDS + 1
+    assert not verified(seen, "s3cret", now=later)
+
+
+async def test_each_retry_keeps_the_event_id_and_is_signed_with_its_own_timestamp(
+    new_sender: SenderFactory, receiver: Receiver, metrics: Metrics
+) -> None:
+    receiver.script("event-1", Reply(503), Reply(503))
+    sender = await new_sender(secret="s3cret")
+    send(sender, "batch-1", "event-1")
+    await eventually(lambda: deliveries(metrics, "delivered") == 1)
+
+    assert [seen.event_id for seen in receiver.requests] == ["event-1"] * 3
+    assert all(verified(seen, "s3cret") for seen in receiver.requests)
 
 
 async def test_a_receiver_that_fails_then_recovers_gets_every_event_in_order_per_key(

@@ -1,5 +1,6 @@
 // The scheduler's public API, as a script would call it. URLs are relative to /console/, so the
 // console also works behind a proxy that serves the scheduler under a path prefix.
+import { authorizedFetch } from "./auth.js";
 
 const BASE = "../api/v1";
 
@@ -31,7 +32,7 @@ async function call(method, path, body) {
   }
   let response;
   try {
-    response = await fetch(BASE + path, init);
+    response = await authorizedFetch(BASE + path, init);
   } catch {
     throw new ApiError(0, "the scheduler cannot be reached");
   }
@@ -40,28 +41,54 @@ async function call(method, path, body) {
   return text ? JSON.parse(text) : null;
 }
 
-const enc = encodeURIComponent;
+/** A job's or batch's name as the API makes them: a DNS label. Nothing else ever becomes a path
+ *  segment: `.` or `..` (as such or as `%2e`) would make the browser drop or climb a segment, so
+ *  "stop job ." would stop every job. */
+export const NAME = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function segment(name) {
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new ApiError(0, `not a job or batch name: ${JSON.stringify(name)}`);
+  }
+  return encodeURIComponent(name);
+}
 
 /** A target is {kind: "job" | "batch" | "batchJob", name, batch}: where its paths start. */
 export function pathOf(target) {
-  if (target.kind === "batch") return `/batches/${enc(target.name)}`;
-  if (target.kind === "batchJob") return `/batches/${enc(target.batch)}/jobs/${enc(target.name)}`;
-  return `/jobs/${enc(target.name)}`;
+  if (target.kind === "batch") return `/batches/${segment(target.name)}`;
+  if (target.kind === "batchJob") {
+    return `/batches/${segment(target.batch)}/jobs/${segment(target.name)}`;
+  }
+  return `/jobs/${segment(target.name)}`;
 }
 
 export const info = () => call("GET", "/info");
 export const listJobs = () => call("GET", "/jobs");
 export const listBatches = () => call("GET", "/batches");
-export const get = (target) => call("GET", pathOf(target));
+export const get = async (target) => call("GET", pathOf(target));
 export const createJob = (description) => call("POST", "/jobs", description);
 export const createBatch = (json) => call("POST", "/batches", json);
-export const stop = (target) => call("POST", `${pathOf(target)}/stop`);
-export const restart = (target) => call("POST", `${pathOf(target)}/restart`);
-export const remove = (target) => call("DELETE", pathOf(target));
+export const stop = async (target) => call("POST", `${pathOf(target)}/stop`);
+export const restart = async (target) => call("POST", `${pathOf(target)}/restart`);
+export const remove = async (target) => call("DELETE", pathOf(target));
+
+/** The event stream's response (read it with stream.js), or an ApiError. */
+export async function events(signal) {
+  let response;
+  try {
+    response = await authorizedFetch(`${BASE}/events`, {
+      headers: { Accept: "text/event-stream" }, cache: "no-store", signal,
+    });
+  } catch {
+    throw new ApiError(0, "the scheduler cannot be reached");
+  }
+  if (!response.ok) throw await failure(response);
+  return response;
+}
 
 /** The job's result: its text, or null when it wrote none; throws while it runs (409). */
 export async function result(target) {
-  const response = await fetch(`${BASE}${pathOf(target)}/result`);
+  const response = await authorizedFetch(`${BASE}${pathOf(target)}/result`);
   if (response.status === 404) return null;
   if (!response.ok) throw await failure(response);
   return await response.text();
@@ -72,7 +99,7 @@ export async function result(target) {
 export async function followLog(target, attempt, onText, signal) {
   const query = new URLSearchParams({ follow: "true" });
   if (attempt !== null) query.set("attempt", String(attempt));
-  const response = await fetch(`${BASE}${pathOf(target)}/logs?${query}`, { signal });
+  const response = await authorizedFetch(`${BASE}${pathOf(target)}/logs?${query}`, { signal });
   if (!response.ok) throw await failure(response);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();

@@ -13,14 +13,17 @@ let info = null;
 let leave = null; // the current page's cleanup
 let first = true;
 
-const dec = decodeURIComponent;
+// A job's or batch's name in a route: only what the API names them (a DNS label, nothing to
+// decode). Anything else, `.` and `..` above all, is "Not found", never a page whose buttons
+// would act on another path.
+const NAME = api.NAME.source.slice(1, -1);
 const ROUTES = [
   [/^#?\/?$/, () => [listView(main), "Jobs and batches"]],
-  [/^#\/jobs\/([^/]+)$/, ([, name]) =>
-    [jobView(main, { kind: "job", name: dec(name) }), `Job ${dec(name)}`]],
-  [/^#\/batches\/([^/]+)$/, ([, name]) => [batchView(main, dec(name)), `Batch ${dec(name)}`]],
-  [/^#\/batches\/([^/]+)\/jobs\/([^/]+)$/, ([, batch, name]) =>
-    [jobView(main, { kind: "batchJob", batch: dec(batch), name: dec(name) }), `Job ${dec(name)}`]],
+  [new RegExp(`^#/jobs/(${NAME})$`), ([, name]) =>
+    [jobView(main, { kind: "job", name }), `Job ${name}`]],
+  [new RegExp(`^#/batches/(${NAME})$`), ([, name]) => [batchView(main, name), `Batch ${name}`]],
+  [new RegExp(`^#/batches/(${NAME})/jobs/(${NAME})$`), ([, batch, name]) =>
+    [jobView(main, { kind: "batchJob", batch, name }), `Job ${name}`]],
   [/^#\/new$/, () => [jobForm(main, info), "Start a job"]],
   [/^#\/new-batch$/, () => [batchForm(main), "Start a batch"]],
 ];

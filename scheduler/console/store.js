@@ -5,6 +5,7 @@
 // (re)connection and on `reset` the lists are read again, so a dropped connection or a restarted
 // scheduler heals by itself.
 import * as api from "./api.js";
+import { readEvents } from "./stream.js";
 
 export const state = {
   jobs: new Map(), // name -> JobStatus of a single job
@@ -55,32 +56,32 @@ export function put(target, job) {
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
-let source = null;
-let retryMs = RETRY_MIN_MS;
+const EVENT_TYPES = new Set(["Create", "Update", "Delete"]);
 let queued = null; // events that came while the lists load; null when not loading
 let listing = 0; // the latest listing's number: an older one's answer is dropped
 
-export function connect() {
-  source = new EventSource("../api/v1/events");
-  source.addEventListener("open", () => {
-    retryMs = RETRY_MIN_MS;
-    setConnection("live");
-    relist();
-  });
-  source.addEventListener("reset", relist);
-  for (const type of ["Create", "Update", "Delete"]) {
-    source.addEventListener(type, (message) => received(type, JSON.parse(message.data)));
-  }
-  source.addEventListener("error", () => {
-    setConnection("reconnecting");
-    // The browser retries a dropped stream by itself, but gives up on an HTTP error answer
-    // (a scheduler starting up): then start over, backing off.
-    if (source.readyState === EventSource.CLOSED) {
-      source.close();
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+/** Follow the event stream for as long as the page lives: read the lists on each connection,
+ *  and after a drop or an error answer (a scheduler starting up) connect again, backing off. */
+export async function connect() {
+  let retryMs = RETRY_MIN_MS;
+  for (;;) {
+    try {
+      const response = await api.events();
+      retryMs = RETRY_MIN_MS;
+      setConnection("live");
+      relist();
+      await readEvents(response, (type, data) => {
+        if (type === "reset") relist();
+        else if (EVENT_TYPES.has(type)) received(type, JSON.parse(data));
+      });
+    } catch (error) {
+      // Dropped, refused or unreachable: the same way back. A refusal (no token) is worded.
+      if (error instanceof api.ApiError && error.code === 401) state.error = error.message;
     }
-  });
+    setConnection("reconnecting");
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+  }
 }
 
 function setConnection(connection) {

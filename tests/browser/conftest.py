@@ -96,6 +96,8 @@ class Scheduler:
 
     directory: Path
     flags: tuple[str, ...] = ()
+    # The API token the scheduler requires (from a file), and `api()` sends; None: none.
+    token: str | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -107,13 +109,18 @@ class Scheduler:
         config = self.directory / "radixconfig.yaml"
         config.write_text(RADIXCONFIG)
         environ = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
+        token_flags: tuple[str, ...] = ()
+        if self.token is not None:
+            token_file = self.directory / "api-token"
+            token_file.write_text(self.token)
+            token_flags = ("--api-token-file", str(token_file))
         with (self.directory / "scheduler.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "scheduler", "--config", str(config)),
                     *("--job", "compute", "--environment", "dev", "--backend", "local"),
                     *("--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--state-dir", str(self.directory / "state"), *self.flags),
+                    *("--state-dir", str(self.directory / "state"), *token_flags, *self.flags),
                 ],
                 env=environ,
                 stdin=subprocess.DEVNULL,
@@ -156,6 +163,8 @@ class Scheduler:
         request = urllib.request.Request(f"{self.url}/api/v1{path}", data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self.token is not None:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status, text = response.status, response.read().decode()
@@ -179,8 +188,8 @@ def scheduler_factory(
 ) -> Iterator[Callable[..., Scheduler]]:
     started: list[Scheduler] = []
 
-    def start(*flags: str) -> Scheduler:
-        scheduler = Scheduler(tmp_path_factory.mktemp("scheduler"), flags)
+    def start(*flags: str, token: str | None = None) -> Scheduler:
+        scheduler = Scheduler(tmp_path_factory.mktemp("scheduler"), flags, token)
         started.append(scheduler)
         scheduler.start()
         return scheduler

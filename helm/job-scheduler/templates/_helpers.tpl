@@ -52,13 +52,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-Create the name of the service account to use
+The name of the service account the scheduler runs as, which the Role is bound to. An existing
+one (serviceAccount.create=false) must be named: the namespace's "default" account is every pod's
+that names none, and would get the scheduler's permissions with it.
 */}}
 {{- define "job-scheduler.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "job-scheduler.fullname" .) .Values.serviceAccount.name }}
+{{- else if or (not .Values.serviceAccount.name) (eq (toString .Values.serviceAccount.name) "default") }}
+{{- fail "serviceAccount.name is required with serviceAccount.create=false, and not \"default\": the Role is bound to that account, and the default account is every pod's in the namespace that names none; name a ServiceAccount only the scheduler uses, or leave serviceAccount.create=true" }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
