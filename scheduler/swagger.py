@@ -65,6 +65,8 @@ def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
     if isinstance(ref, str):
         # In Swagger 2.0 a $ref replaces its object: siblings are ignored, so drop them.
         return {"$ref": ref}
+    if "patternProperties" in schema:
+        schema = _keyed_by_pattern(schema)
     converted: dict[str, Any] = {}
     for key, value in schema.items():
         if key in _JSON_SCHEMA_ONLY:
@@ -76,6 +78,15 @@ def _to_swagger(schema: Any, enums: dict[str, Any]) -> Any:
         else:
             converted[key] = _to_swagger(value, enums)
     return converted
+
+
+def _keyed_by_pattern(schema: dict[str, Any]) -> dict[str, Any]:
+    """A map whose keys must match a pattern (pydantic's `patternProperties`, which Swagger 2.0
+    lacks): `additionalProperties`, the shape Radix declares, plus the key pattern in an
+    extension that generators ignore and readers (and our tests) can use."""
+    ((pattern, values),) = schema["patternProperties"].items()
+    rest = {k: v for k, v in schema.items() if k != "patternProperties"}
+    return {**rest, "additionalProperties": values, "x-key-pattern": pattern}
 
 
 def definitions() -> dict[str, Any]:

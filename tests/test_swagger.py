@@ -188,3 +188,30 @@ async def test_swagger_json_and_swagger_ui_are_served(scheduler: TestClient[Any,
     assert ui.status == 200 and "SwaggerUIBundle" in await ui.text()
     bundle = await scheduler.get("/swaggerui/swagger-ui-bundle.js")
     assert bundle.status == 200
+
+
+# What we may say of a Radix definition beyond its shape: prose, and limits the server enforces
+# (tests/test_declared_constraints.py proves each). Generated clients keep their types for these;
+# others, such as `uniqueItems` (a set in some generators), would change what a client sees.
+PROSE = ("description", "example", "required", "properties", "x-nullable")
+LIMITS = ("minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems")
+KEY_LIMIT = "x-key-pattern"
+
+
+def _keywords(schema: Any) -> set[str]:
+    if not isinstance(schema, dict):
+        return set()
+    found = set(schema)
+    for key, value in schema.items():
+        children = value.values() if key == "properties" else [value]
+        for child in children:
+            found |= _keywords(child)
+    return found
+
+
+@pytest.mark.parametrize("name", _radix_definitions_we_must_have())
+def test_a_radix_definition_gains_only_prose_and_limits_that_keep_a_generated_client_types(
+    name: str,
+) -> None:
+    allowed = {*SHAPE, *PROSE, *LIMITS, KEY_LIMIT}
+    assert _keywords(OURS["definitions"][name]) <= allowed, name

@@ -15,6 +15,9 @@ def _query(name: str, kind: str, description: str) -> dict[str, Any]:
     return {"type": kind, "description": description, "name": name, "in": "query"}
 
 
+# The API server's int64 (scheduler.api.logs.MAX_COUNT): a larger count is 422.
+_MAX_COUNT = 2**63 - 1
+
 _OPTIONS = [
     _query(
         "follow",
@@ -26,6 +29,7 @@ _OPTIONS = [
         **_query("tail", "integer", "Only the last N lines"),
         "format": "int64",
         "minimum": 0,
+        "maximum": _MAX_COUNT,
     },
     {
         **_query(
@@ -36,6 +40,7 @@ _OPTIONS = [
         ),
         "format": "int64",
         "minimum": 0,
+        "maximum": _MAX_COUNT,
     },
     _query(
         "timestamps",

@@ -4,25 +4,48 @@ field names and types; `swagger.json` is generated from these classes."""
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Any
 
 from pydantic import (
     Field,
     RootModel,
     SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_serializer,
 )
 
 from scheduler.models.wire import Int32, Int64, Time, Timestamps, Wire
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
+# activeDeadlineSeconds is an int64; past it the API server cannot even read the Job.
+MAX_TIME_LIMIT_SECONDS = 2**63 - 1
+
+# Kubernetes' IsEnvVarName: letters, digits, '-', '.', '_', not starting with a digit, and not
+# ".", ".." or "..<anything>". The API server answers 422 for any other name, and the local
+# backend would run what a cluster refuses (or fail on '=' or NUL); both refuse it here, before
+# anything is made. Written without lookahead, which pydantic's regex engine (Rust's) lacks.
+ENV_VAR_NAME_PATTERN = r"^([-_a-zA-Z]|\.[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$"
+# A quantity the API server takes for a container's requests and limits (resource.Quantity):
+# a non-negative decimal with a binary (Ki..Ei) or decimal (n..E) suffix or an exponent.
+QUANTITY_PATTERN = (
+    r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+)
+
+EnvVarName = Annotated[str, StringConstraints(pattern=ENV_VAR_NAME_PATTERN)]
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
 
 
-class EnvVars(RootModel[dict[str, str]]):
-    """EnvVars Map of environment variables in the form '<envvarname>: <value>'"""
+class EnvVars(RootModel[dict[EnvVarName, str]]):
+    """EnvVars Map of environment variables in the form '<envvarname>: <value>'
+
+    A name holds letters, digits, '-', '.' and '_', does not begin with a digit, and is not '.'
+    and does not begin with '..' (Kubernetes' rule; x-key-pattern): others are refused with 422."""
 
 
-class ResourceList(RootModel[dict[str, str]]):
+class ResourceList(RootModel[dict[str, Quantity]]):
     """Resource quantities by name, e.g. {"cpu": "500m", "memory": "256Mi"}"""
 
 
@@ -46,8 +69,10 @@ class Runtime(Wire):
     """Runtime defines the component or job's target runtime requirements"""
 
     architecture: str | None = Field(default=None, description="CPU architecture")
+    # Radix's pattern; at most 63 characters because the node type is the value of a node
+    # affinity and a toleration, which Kubernetes takes only as a label value (422 otherwise).
     node_type: (
-        Annotated[str, Field(max_length=120, pattern=r"^(([a-z0-9][-a-z0-9]*)?[a-z0-9])?$")] | None
+        Annotated[str, Field(max_length=63, pattern=r"^(([a-z0-9][-a-z0-9]*)?[a-z0-9])?$")] | None
     ) = Field(
         default=None, alias="nodeType", description="Defines the node type for the component."
     )
@@ -64,6 +89,11 @@ class FailurePolicyRuleOnExitCodesOperator(StrEnum):
     NOT_IN = "NotIn"
 
 
+# An exit code as Kubernetes takes it (int32); the bounds make a larger number our 422, not the
+# API server's 400 or a value the local backend takes alone.
+ExitCode = Annotated[Int32, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 class FailurePolicyRuleOnExitCodes(Wire):
     """FailurePolicyRuleOnExitCodes describes the requirement for handling
     a failed job replica based on its exit code."""
@@ -71,9 +101,22 @@ class FailurePolicyRuleOnExitCodes(Wire):
     operator: FailurePolicyRuleOnExitCodesOperator = Field(
         description="Relationship between the job replica's exit code and the values."
     )
-    values: Annotated[list[Int32], Field(min_length=1, max_length=255)] = Field(
-        description="The set of exit codes to check against."
+    values: Annotated[list[ExitCode], Field(min_length=1, max_length=255)] = Field(
+        description="The set of exit codes to check against: unique, in ascending order, "
+        "and without 0 for the In operator."
     )
+
+    # Kubernetes' podFailurePolicy validation: the API server answers 422 otherwise, and the
+    # local backend would take what a cluster refuses. Declared in the description only: a
+    # generator may make `uniqueItems` a set, which would change what a generated client sees.
+    @field_validator("values")
+    @classmethod
+    def _as_kubernetes_takes_them(cls, values: list[int], info: ValidationInfo) -> list[int]:
+        if any(later <= earlier for earlier, later in pairwise(values)):
+            raise ValueError("exit codes must be unique and in ascending order")
+        if info.data.get("operator") is FailurePolicyRuleOnExitCodesOperator.IN and 0 in values:
+            raise ValueError("exit code 0 is not allowed with the In operator")
+        return values
 
 
 class FailurePolicyRule(Wire):
@@ -100,7 +143,7 @@ class RadixJobComponentConfig(Wire):
     resources: Resources | None = None
     node: Node | None = None
     runtime: Runtime | None = None
-    time_limit_seconds: Annotated[Int64, Field(ge=1)] | None = Field(
+    time_limit_seconds: Annotated[Int64, Field(ge=1, le=MAX_TIME_LIMIT_SECONDS)] | None = Field(
         default=None,
         alias="timeLimitSeconds",
         description="TimeLimitSeconds defines maximum job run time. "
@@ -134,11 +177,15 @@ class JobScheduleDescription(RadixJobComponentConfig):
     job_id: str | None = Field(
         default=None, alias="jobId", description="JobId Optional ID of a job", examples=["job1"]
     )
-    payload: str | None = Field(
-        default=None,
-        description="Payload holding json data to be mapped to component. "
-        "At most 1 MiB (1,048,576 bytes of UTF-8).",
-        examples=["{'data':'value'}"],
+    # maxLength: 1 MiB of UTF-8 is at most that many characters (413 past it; fewer when some take
+    # more than a byte, which the description says).
+    payload: Annotated[str, Field(json_schema_extra={"maxLength": MAX_PAYLOAD_BYTES})] | None = (
+        Field(
+            default=None,
+            description="Payload holding json data to be mapped to component. "
+            "At most 1 MiB (1,048,576 bytes of UTF-8).",
+            examples=["{'data':'value'}"],
+        )
     )
 
 
