@@ -96,6 +96,9 @@ def make_local_app(
             "kill_grace_seconds": 2.0,
             "retry_backoff_seconds": 0.05,
             "base_env": {**os.environ, "PATH": f"{LOCAL_SHIMS}:{os.environ.get('PATH', '')}"},
+            # Jobs write into the test's private tmp_path: as root they would run as their
+            # runAsUser (1000 in the test radixconfig), who may not.
+            "switch_user": False,
             **options,
         },
     )

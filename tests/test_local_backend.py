@@ -75,7 +75,9 @@ def read_pid(path: Path) -> int | None:
 
 
 async def pid_written_to(path: Path) -> int:
-    """The pid a job wrote into `path` (as `echo $$`)."""
+    """The pid, as this test sees it, of the job process that wrote its pid into `path` (as `echo
+    $$`, which gives the pid in the job's own PID namespace): the one that has `path` in its
+    environment and that pid as its innermost."""
 
     async def written() -> bool:
         return read_pid(path) is not None
@@ -83,7 +85,29 @@ async def pid_written_to(path: Path) -> int:
     await wait_until(written, TIMEOUT_SECONDS)
     pid = read_pid(path)
     assert pid is not None
-    return pid
+    [host_pid] = [
+        candidate
+        for candidate in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if f"={path}".encode() in environ_of(candidate) and innermost_pid(candidate) == pid
+    ]
+    return host_pid
+
+
+def environ_of(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def innermost_pid(pid: int) -> int | None:
+    """`pid` as the process sees itself, in its innermost PID namespace."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    [line] = [line for line in status.splitlines() if line.startswith("NSpid:")]
+    return int(line.split()[-1])
 
 
 def host_has_compute_dir() -> bool:

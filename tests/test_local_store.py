@@ -8,7 +8,7 @@ import os
 import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,13 @@ from scheduler.backends.local.serialize import (
     request_from_json,
     request_to_json,
 )
-from scheduler.backends.local.store import INTERRUPTED_MESSAGE, LocalStore, default_state_dir
+from scheduler.backends.local.store import (
+    INTERRUPTED_MESSAGE,
+    MARKER_FILE,
+    MARKER_TEXT,
+    LocalStore,
+    default_state_dir,
+)
 from scheduler.errors import ConfigError, ConflictError, InvalidError, NotFoundError
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
@@ -111,7 +117,7 @@ async def test_an_added_job_comes_back_with_its_payload_in_a_read_only_file(
     assert stored.payload_file == state_dir / "payloads" / "compute-1" / "payload"
     assert stored.payload_file is not None
     assert stored.payload_file.read_bytes() == b'{"x": 10}'
-    assert stat.S_IMODE(stored.payload_file.stat().st_mode) == 0o444
+    assert stat.S_IMODE(stored.payload_file.stat().st_mode) == 0o400
     assert stat.S_IMODE(stored.payload_file.parent.stat().st_mode) == 0o700
 
 
@@ -403,6 +409,28 @@ async def test_files_of_jobs_no_longer_stored_are_removed_at_open(state_dir: Pat
     assert list((state_dir / "logs").iterdir()) == []
 
 
+async def test_at_open_only_dirs_named_like_jobs_are_removed(state_dir: Path) -> None:
+    async with LocalStore(state_dir):
+        pass
+    mine = [
+        state_dir / "logs" / "app.log",
+        state_dir / "logs" / ".hidden",
+        state_dir / "results" / "Experiment_1",
+        state_dir / "payloads" / "notes.txt",
+    ]
+    for path in mine:
+        if path.suffix or path.name.startswith("."):
+            path.write_text("the user's")
+        else:
+            path.mkdir()
+            (path / "data.csv").write_text("the user's")
+    (state_dir / "results" / "crashed-1").mkdir()
+    async with LocalStore(state_dir):
+        pass
+    assert all(path.exists() for path in mine)
+    assert not (state_dir / "results" / "crashed-1").exists()
+
+
 # -- restarting ------------------------------------------------------------------------------
 
 
@@ -516,6 +544,110 @@ async def test_a_state_dir_in_a_read_only_dir_is_a_config_error(tmp_path: Path) 
     finally:
         (tmp_path / "ro").chmod(0o700)
     assert str(caught.value) == f"state dir {where} cannot be used: Permission denied"
+
+
+async def test_a_non_empty_dir_of_another_program_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    foreign = tmp_path / "experiments"
+    (foreign / "results" / "experiment-1").mkdir(parents=True)
+    (foreign / "results" / "experiment-1" / "data.csv").write_text("1,2,3\n")
+    (foreign / "logs").mkdir()
+    (foreign / "logs" / "app.log").write_text("started\n")
+    before = tree(foreign)
+    with pytest.raises(ConfigError) as caught:
+        await LocalStore(foreign).open()
+    assert str(caught.value) == (
+        f"state dir {foreign} is not empty and holds no scheduler state (no state.sqlite3): "
+        "give a new or empty one, as a scheduler removes files there"
+    )
+    assert tree(foreign) == before
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every path below `root`, with its mode and, for a file, its content."""
+    return {
+        str(path.relative_to(root)): (
+            path.lstat().st_mode,
+            path.read_bytes() if path.is_file() else None,
+        )
+        for path in [root, *root.rglob("*")]
+    }
+
+
+async def test_an_empty_dir_becomes_a_state_dir_and_is_known_as_one_after(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    async with LocalStore(empty) as store:
+        await store.add_job(request("compute-1"), NOW)
+    assert (empty / MARKER_FILE).read_bytes() == MARKER_TEXT
+    async with LocalStore(empty) as store:
+        assert [job.name for job in await store.jobs()] == ["compute-1"]
+
+
+async def test_a_state_dir_from_before_the_marker_is_known_by_its_database(
+    state_dir: Path,
+) -> None:
+    async with LocalStore(state_dir) as store:
+        await store.add_job(request("compute-1"), NOW)
+    (state_dir / MARKER_FILE).unlink()
+    async with LocalStore(state_dir) as store:
+        assert [job.name for job in await store.jobs()] == ["compute-1"]
+    assert (state_dir / MARKER_FILE).exists()
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The usual umask, under which files are made readable by all unless made otherwise."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def modes(state_dir: Path) -> dict[str, int]:
+    return {
+        str(path.relative_to(state_dir)): stat.S_IMODE(path.lstat().st_mode)
+        for path in [state_dir, *state_dir.rglob("*")]
+    }
+
+
+def owner_only(path: str) -> int:
+    """The mode each state file should have: the payload read-only, dirs 0700, files 0600."""
+    if path.endswith("/payload"):
+        return 0o400
+    if path in (".", "payloads", "logs", "results") or path.count("/") == 1:
+        return 0o700
+    return 0o600
+
+
+@pytest.mark.usefixtures("loose_umask")
+async def test_state_files_are_the_owners_alone_in_a_dir_that_was_0755(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o755)
+    async with LocalStore(state_dir) as store:
+        await store.add_job(request("compute-1"), NOW)
+        attempt = await store.start_attempt("compute-1", NOW, pid=100)
+        found = modes(state_dir)  # while open: with the database's -wal and -shm
+    assert {"state.sqlite3-wal", "state.sqlite3-shm", "lock", MARKER_FILE} <= found.keys()
+    assert {"payloads/compute-1/payload", "logs/compute-1", "results/compute-1"} <= found.keys()
+    assert found == {path: owner_only(path) for path in found}
+    assert attempt.log_path.parent == state_dir / "logs" / "compute-1"
+
+
+@pytest.mark.usefixtures("loose_umask")
+async def test_state_an_older_scheduler_left_readable_is_made_the_owners_alone(
+    state_dir: Path,
+) -> None:
+    async with LocalStore(state_dir) as store:
+        await store.add_job(request("compute-1"), NOW)
+    for path in (state_dir, state_dir / "payloads", state_dir / "logs"):
+        path.chmod(0o755)
+    (state_dir / "state.sqlite3").chmod(0o644)
+    async with LocalStore(state_dir):
+        found = modes(state_dir)
+    assert found == {path: owner_only(path) for path in found}
 
 
 async def test_a_closed_store_refuses_work(state_dir: Path) -> None:

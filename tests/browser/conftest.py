@@ -70,7 +70,7 @@ spec:
       command: ["sh", "-c"]
       args:
         - >-
-          echo "attempt $$ of $JOB_LABEL";
+          echo "attempt $(od -An -N4 -tu4 /dev/urandom | tr -d ' ') of $JOB_LABEL";
           echo "payload: $(cat "$RADIX_PAYLOAD_PATH/payload")";
           echo "result of $JOB_LABEL" > "$RADIX_RESULT_PATH";
           sleep "$SLEEP";

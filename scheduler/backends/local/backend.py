@@ -28,10 +28,11 @@ from scheduler.backends.base import (
     Record,
     WatchEvent,
 )
-from scheduler.backends.local import logs, restarting, runner, sandbox
+from scheduler.backends.local import launching, logs, orphans, restarting, runner, sandbox
 from scheduler.backends.local.changes import Changes
 from scheduler.backends.local.failures import Verdict, judge
 from scheduler.backends.local.keys import LocalKeys
+from scheduler.backends.local.locks import JobLocks
 from scheduler.backends.local.records import job_record, pod_record
 from scheduler.backends.local.serialize import (
     Attempt,
@@ -42,7 +43,7 @@ from scheduler.backends.local.serialize import (
     StoredJob,
 )
 from scheduler.backends.local.store import LocalStore
-from scheduler.errors import BadRequestError, InvalidError, NotFoundError
+from scheduler.errors import BadRequestError, ConflictError, InvalidError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class LocalBackend:
         retry_backoff_seconds: float = RETRY_BACKOFF_SECONDS,
         clock: Callable[[], datetime] = _now,
         base_env: Mapping[str, str] | None = None,
+        default_run_as_user: int = launching.DEFAULT_RUN_AS_USER,
+        switch_user: bool = True,
     ) -> None:
         self.identity = identity
         self._store = LocalStore(state_dir)
@@ -76,19 +79,20 @@ class LocalBackend:
         self._grace = kill_grace_seconds
         self._retry_backoff = retry_backoff_seconds
         self._clock = clock
-        # Jobs inherit the scheduler's environment (PATH, HOME, ...), then their own variables.
-        self._base_env = {
-            key: value
-            for key, value in (os.environ if base_env is None else base_env).items()
-            # The scheduler's own settings (a webhook secret among them) are not the jobs'.
-            if not key.startswith("SCHEDULER_")
-        }
+        # Jobs get a few of the scheduler's variables (PATH, LANG, RADIX_*...), then their own.
+        self._environ = dict(os.environ if base_env is None else base_env)
+        self._base_env = launching.inherited(self._environ)
+        # Under root a job runs as its runAsUser, else as this one (never root unless asked);
+        # with `switch_user` False, as root (for tests whose jobs write to private places).
+        self._default_run_as_user = default_run_as_user
+        self._switch_user = switch_user
         self._changes = Changes()
         self._jobs: dict[str, JobRecord] = {}
         self._pods: dict[str, PodRecord] = {}
         self._supervising: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, runner.Attempt] = {}
         self._stops: dict[str, asyncio.Event] = {}
+        self._controlling = JobLocks()
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._sandbox_problem: str | None = None
@@ -104,6 +108,8 @@ class LocalBackend:
 
     async def start(self) -> None:
         await self._store.open()
+        # What a killed scheduler left running ends before its job is reported as ended.
+        await self._end_orphans()
         interrupted = await self._store.mark_interrupted(self._clock())
         if interrupted:
             log.warning(
@@ -162,6 +168,10 @@ class LocalBackend:
         return records
 
     async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
+        async with self._controlling.holding(name):
+            return await self._stop_job(name)
+
+    async def _stop_job(self, name: str) -> JobRecord:
         job = await self._get(name)
         now = self._clock()
         # At once, before any other await: a job handed out to run this moment sees it.
@@ -175,7 +185,13 @@ class LocalBackend:
         return record
 
     async def delete_job(self, name: str, uid: str) -> None:
-        job = await self._get(name)
+        async with self._controlling.holding(name):
+            await self._delete_job(name, uid)
+
+    async def _delete_job(self, name: str, uid: str) -> None:
+        job = await self._store.get(name)
+        if job is None:
+            return  # deleted meanwhile, as asked: the same answer as the delete before
         if job.uid != uid:
             raise NotFoundError(f"job {name} not found")
         await self._end_process(name)
@@ -183,10 +199,16 @@ class LocalBackend:
         self._forget(name)
 
     async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
+        async with self._controlling.holding(name):
+            return await self._restart_job(name, uid, now)
+
+    async def _restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
         job = await self._get(name)
         if job.uid != uid:
             raise NotFoundError(f"job {name} not found")
         if not restarting.is_restartable(job):
+            if job.restarted is not None:
+                raise ConflictError(f"job {name} was restarted meanwhile")
             raise BadRequestError(f"cannot restart the job {name}: it has not ended")
         if (supervising := self._supervising.get(name)) is not None:
             await asyncio.wait({supervising})  # it has ended: its supervision is finishing
@@ -268,7 +290,10 @@ class LocalBackend:
         started = self._clock()
         await self._store.update_job(name, state="running", started=started)
         await self._refresh(name)
-        deadline = started + timedelta(seconds=request.time_limit_seconds)
+        # The API takes any int64 (as Kubernetes does); past a century (and a datetime's range,
+        # which would end the supervisor) a limit is none.
+        limit = min(request.time_limit_seconds, 100 * 365 * 24 * 3600)
+        deadline = started + timedelta(seconds=limit)
         failures = job.failed_attempts
         while True:
             if self._closing:
@@ -309,11 +334,14 @@ class LocalBackend:
     async def _attempt(self, job: StoredJob, remaining: float) -> runner.Outcome:
         name = job.name
         attempt_row = await self._store.start_attempt(name, self._clock(), pid=None)
-        argv, env = self._launch(job)
         result_path = self._store.result_path(name, attempt_row.idx)
-        env[runner.RESULT_PATH_VARIABLE] = str(result_path)
+        launch = self._launch(job, result_path)
+        paths = [result_path.parent]
+        if job.payload_file is not None:
+            paths += [job.payload_file.parent, job.payload_file]
+        await asyncio.to_thread(launching.hand_over, paths, launch.user)
         log_file = runner.BoundedLog(attempt_row.log_path, self._log_limit)
-        attempt = runner.Attempt(argv, env, log_file, remaining, self._grace)
+        attempt = runner.Attempt(launch.argv, launch.env, log_file, remaining, self._grace)
         self._attempts[name] = attempt
         try:
             outcome = await self._run(name, attempt_row.idx, attempt, log_file)
@@ -350,24 +378,54 @@ class LocalBackend:
         await self._refresh(name)
         return await attempt.wait()
 
-    def _launch(self, job: StoredJob) -> tuple[list[str], dict[str, str]]:
+    def _job_user(self, run_as_user: int | None) -> tuple[int, int] | None:
+        if not self._switch_user:
+            return None
+        return launching.job_user(run_as_user, os.geteuid(), self._default_run_as_user)
+
+    def _launch(self, job: StoredJob, result_path: Path) -> launching.Launch:
         request = job.request
         command = [*(request.command or ()), *(request.args or ())]
+        user = self._job_user(request.run_as_user)
         env = {
             **self._base_env,
+            "HOME": launching.home_of(user, self._environ),
             **request.env,
             "RADIX_JOB_NAME": job.name,
             "RADIX_APP": self.identity.app,
             "RADIX_ENVIRONMENT": self.identity.environment,
             "RADIX_COMPONENT": self.identity.component,
         }
-        if request.payload_path is None or job.payload_file is None:
-            return command, env
-        payload_dir = job.payload_file.parent
-        if self._sandbox_problem is None:
-            argv = sandbox.sandbox_argv(payload_dir, request.payload_path, command)
-            return argv, {**env, "RADIX_PAYLOAD_PATH": request.payload_path}
-        return command, {**env, **sandbox.fallback_env(payload_dir)}
+        payload = None
+        if request.payload_path is not None and job.payload_file is not None:
+            payload = (job.payload_file.parent, request.payload_path)
+        return launching.launch(
+            command,
+            env,
+            user,
+            payload=payload,
+            state_dir=self._store.state_dir,
+            result_path=result_path,
+            sandboxed=self._sandbox_problem is None,
+        )
+
+    async def _end_orphans(self) -> None:
+        """Kills what attempts the last scheduler left running still have alive (where no
+        sandbox took them with it): none runs on while its job is reported as ended."""
+        for job in await self._store.jobs():
+            if job.state != "running":
+                continue
+            for attempt in await self._store.attempts(job.name):
+                if attempt.finished is not None or attempt.pid is None or attempt.started is None:
+                    continue
+                left = await orphans.end_group(attempt.pid, attempt.started)
+                if left:
+                    log.error(
+                        "job %s: processes %s of its last attempt did not end",
+                        job.name,
+                        ", ".join(map(str, left)),
+                        extra={"job_name": job.name},
+                    )
 
     async def _deadline_exceeded(self, name: str, failures: int) -> None:
         await self._store.update_job(name, failed_attempts=failures)

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from scheduler.backends.local.files import NotAFileError, open_regular
 from scheduler.backends.local.records import pod_name
 from scheduler.backends.local.store import LocalStore
 from scheduler.errors import NotFoundError
@@ -37,7 +38,7 @@ async def reading(
     path = await _log_path(store, job, pod)
     try:
         log = await asyncio.to_thread(LogFile, path)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotAFileError) as exc:
         raise NotFoundError(f"the log of attempt {pod} of job {job} is gone") from exc
     try:
         if tail is not None:
@@ -70,11 +71,13 @@ async def _log_path(store: LocalStore, job: str, pod: str) -> Path:
 
 
 class LogFile:
-    """The log file, read in blocks; blocking calls, for a worker thread."""
+    """The log file, read in blocks; blocking calls, for a worker thread. Only a regular file is
+    opened, never through a symlink, and never waiting on a FIFO: the runner writes the log, but
+    a job could put something else at its path."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._file: BinaryIO = path.open("rb")
+        self._file: BinaryIO = _open(path)
 
     def read(self) -> bytes:
         return self._file.read(BLOCK_BYTES)
@@ -87,7 +90,7 @@ class LogFile:
         the new file, at the first line after the last one read here, and say so. Called at the
         end of the current file, whose lines are whole then."""
         try:
-            now = os.stat(self._path)
+            now = os.lstat(self._path)
         except FileNotFoundError:
             return False  # deleted with its job: what is open is all there is
         ours = os.fstat(self._file.fileno())
@@ -98,8 +101,8 @@ class LogFile:
             return True  # written to before it was replaced: read that first
         last = last_stamp(self._file)
         try:
-            new: BinaryIO = self._path.open("rb")
-        except FileNotFoundError:
+            new = _open(self._path)
+        except (FileNotFoundError, NotAFileError):
             return False
         new.seek(first_line_after(new, last))
         self._file.close()
@@ -108,6 +111,10 @@ class LogFile:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _open(path: Path) -> BinaryIO:
+    return open(open_regular(path), "rb")
 
 
 def tail_start(file: BinaryIO, lines: int) -> int:

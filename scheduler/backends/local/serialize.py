@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypedDict, get_args
 
 from scheduler.backends.base import ExitCodeRule, JobRequest, NodeSpec, PortSpec, RuntimeSpec
+from scheduler.backends.local.files import make_dir, own_file
 from scheduler.errors import ConfigError, InvalidError
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,9 @@ ConditionType = Literal["Complete", "Failed"]
 AttemptReason = Literal[
     "Completed", "Error", "DeadlineExceeded", "OOMKilled", "Stopped", "SchedulerStopped"
 ]
-DIR_MODE: Final = 0o700
-PAYLOAD_MODE: Final = 0o444
+# Readable by its owner alone: the job runs as that owner (the scheduler's user, or the user the
+# job's files are handed to when it runs as another).
+PAYLOAD_MODE: Final = 0o400
 # SQLite waits this long for a lock an outside reader (the sqlite3 shell) holds.
 BUSY_TIMEOUT_MS: Final = 5000
 
@@ -179,9 +182,14 @@ def connect(db_file: Path) -> sqlite3.Connection:
     scheduler). Transactions are ours: `transaction()` begins and commits them."""
     conn: sqlite3.Connection | None = None
     try:
+        # Made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the mode of the
+        # database file. Those an older scheduler left are made 0600 too.
+        own_file(db_file, create=True)
         conn = sqlite3.connect(db_file, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
+        for suffix in ("-wal", "-shm"):
+            own_file(db_file.with_name(db_file.name + suffix), create=False)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -199,6 +207,8 @@ def connect(db_file: Path) -> sqlite3.Connection:
             conn.close()
         if isinstance(exc, sqlite3.Error):
             raise ConfigError(f"state file {db_file} cannot be used: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise ConfigError(f"state file {db_file} cannot be used: {exc.strerror}") from exc
         raise
     return conn
 
@@ -361,7 +371,7 @@ def _string_map(values: dict[str, Any]) -> dict[str, str]:
 
 def write_payload(directory: Path, payload: bytes) -> None:
     """`<directory>/payload`, read-only, appearing whole or not at all (temp file + rename)."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    make_dir(directory)
     temp = directory / ".payload.tmp"
     temp.unlink(missing_ok=True)
     with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
@@ -389,6 +399,15 @@ def remove_paths(paths: Sequence[Path]) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+# A job's name as the scheduler makes them (a DNS label): only entries of this shape in the
+# state dir's payloads/, logs/ and results/ can be a job's files.
+_JOB_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def is_job_name(name: str) -> bool:
+    return _JOB_NAME.fullmatch(name) is not None
 
 
 def is_file_name(name: str) -> bool:

@@ -5,6 +5,7 @@ the event loop never waits on disk; a `flock` keeps a second scheduler off the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -20,8 +21,8 @@ from types import TracebackType
 from typing import Final, Literal, TypeVar, Unpack
 
 from scheduler.backends.base import BatchRequest, JobRequest
+from scheduler.backends.local.files import DIR_MODE, make_dir, open_regular
 from scheduler.backends.local.serialize import (
-    DIR_MODE,
     Attempt,
     AttemptReason,
     JobChanges,
@@ -32,6 +33,7 @@ from scheduler.backends.local.serialize import (
     connect,
     exists,
     is_file_name,
+    is_job_name,
     job_from_row,
     next_value,
     remove_paths,
@@ -49,6 +51,13 @@ T = TypeVar("T")
 INTERRUPTED_MESSAGE: Final = "the scheduler stopped while the job ran"
 DB_FILE: Final = "state.sqlite3"
 LOCK_FILE: Final = "lock"
+# Says that a directory is a scheduler's state dir, whose files the scheduler may remove.
+MARKER_FILE: Final = "job-scheduler-state"
+MARKER_TEXT: Final = (
+    b"This directory holds the state of a job-scheduler (Radix job-scheduler API, local backend).\n"
+    b"The scheduler removes the files of deleted jobs in payloads/, logs/ and results/.\n"
+)
+SUBDIRS: Final = ("payloads", "logs", "results")
 _SINGULAR: Final = {"jobs": "job", "batches": "batch"}
 
 
@@ -127,18 +136,19 @@ class LocalStore:
     def _opening(self) -> None:
         self._lock_fd = _lock(self.state_dir)
         try:
-            for sub in ("payloads", "logs", "results"):
-                (self.state_dir / sub).mkdir(mode=DIR_MODE, exist_ok=True)
+            for sub in SUBDIRS:
+                make_dir(self.state_dir / sub)
         except OSError as exc:
             raise ConfigError(f"state dir {self.state_dir} cannot be used: {exc.strerror}") from exc
         self._conn = conn = connect(self.db_file)
         names = {row[0] for row in conn.execute("SELECT name FROM jobs")}
-        # Files a crash left behind between a commit and their removal (or creation).
+        # Files a crash left behind between a commit and their removal (or creation): a job's
+        # are in a dir named after it; anything else there is not ours to remove.
         orphans = [
             d
-            for sub in ("payloads", "logs", "results")
+            for sub in SUBDIRS
             for d in (self.state_dir / sub).iterdir()
-            if d.name not in names
+            if is_job_name(d.name) and d.name not in names and _is_dir(d)
         ]
         if orphans:
             log.warning("removing files of jobs no longer stored: %s", [str(o) for o in orphans])
@@ -298,8 +308,8 @@ class LocalStore:
                 raise NotFoundError(f"job {name} not found")
             sql = "SELECT COALESCE(MAX(idx) + 1, 0) FROM attempts WHERE job = ?"
             idx = int(conn.execute(sql, (name,)).fetchall()[0][0])
-            self._log_dir(name).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            self._result_dir(name).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            make_dir(self._log_dir(name))
+            make_dir(self._result_dir(name))
             row = conn.execute(
                 "INSERT INTO attempts (job, idx, created, started, pid, log_path, version)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -424,7 +434,8 @@ class LocalStore:
 
 def check_state_dir(state_dir: Path) -> None:
     """At start, before anything else: ConfigError when the state dir cannot be ours (not
-    writable, or in use by another scheduler), so the process stops with one line."""
+    writable, another program's, or in use by another scheduler), so the process stops with
+    one line."""
     os.close(_lock(state_dir))
 
 
@@ -434,8 +445,9 @@ def _lock(state_dir: Path) -> int:
         state_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         if not os.access(state_dir, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        _claim(state_dir)
         # Not inherited by the jobs' processes (PEP 446), so none of them keeps the lock alive.
-        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_regular(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise ConfigError(f"state dir {state_dir} cannot be used: {exc.strerror}") from exc
     try:
@@ -452,3 +464,36 @@ def _lock(state_dir: Path) -> int:
     os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
     os.ftruncate(fd, 16)
     return fd
+
+
+def _claim(state_dir: Path) -> None:
+    """Marks `state_dir` as ours, unless it holds files of another program: the scheduler
+    removes files in its state dir, and must never remove theirs. Ours has the marker file (or
+    the database, made by a scheduler from before the marker); a new or empty dir becomes ours.
+    """
+    marker = state_dir / MARKER_FILE
+    if not os.path.lexists(marker):
+        if not os.path.lexists(state_dir / DB_FILE):
+            with os.scandir(state_dir) as entries:
+                if next(entries, None) is not None:
+                    raise ConfigError(
+                        f"state dir {state_dir} is not empty and holds no scheduler state (no "
+                        f"{DB_FILE}): give a new or empty one, as a scheduler removes files there"
+                    )
+        try:
+            fd = open_regular(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            pass  # a scheduler starting beside us claimed it first (the lock decides which runs)
+        else:
+            try:
+                os.write(fd, MARKER_TEXT)
+            finally:
+                os.close(fd)
+    # Others may not even list what is in it. Files and dirs in it are the owner's alone too,
+    # so a dir we may use but not chmod (a volume owned by another user) is still safe to use.
+    with contextlib.suppress(PermissionError):
+        os.chmod(state_dir, DIR_MODE)
+
+
+def _is_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
