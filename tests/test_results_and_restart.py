@@ -768,6 +768,10 @@ class Step:
 
 STEPS = [
     Step("record-post", "POST", r"/configmaps$", landed=True),
+    # The old Job's mark (its patch names its field manager) and the record's word of it.
+    Step("old-job-mark", "PATCH", r"/jobs/{name}\?", landed=False),
+    Step("old-job-mark-landed", "PATCH", r"/jobs/{name}\?", landed=True),
+    Step("record-marked-patch", "PATCH", r"/configmaps/restart-{name}$", landed=False),
     Step("old-job-delete", "DELETE", r"/jobs/{name}$", landed=False),
     Step("new-job-post", "POST", r"/jobs$", landed=True),
     Step("new-job-post-lost", "POST", r"/jobs$", landed=False),

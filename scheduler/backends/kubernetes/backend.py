@@ -26,12 +26,13 @@ from scheduler.backends.kubernetes.keys import KubernetesKeys
 from scheduler.backends.kubernetes.manifests import label_selector, stop_patch
 from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.backends.kubernetes.recovering import LIST_PAGE_SIZE, sweep
-from scheduler.backends.kubernetes.restarting import Restarter
-from scheduler.errors import BackendError, NotFoundError
+from scheduler.backends.kubernetes.restarting import Restarter, is_being_replaced, record_name
+from scheduler.errors import BackendError, BackendUnavailableError, ConflictError, NotFoundError
 
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
-# Jobs replaced by a restart whose watch events are still to come (a bound, should they never).
-MAX_REPLACED_JOBS = 1000
+# A delete is conditional on the Job not having changed since it was read (a restart may take
+# hold of it in between); it is tried this many times while the Job's status keeps changing.
+DELETE_ATTEMPTS = 5
 _RESOURCE_OF = {Kind.JOB: Resource.JOBS, Kind.POD: Resource.PODS}
 
 
@@ -54,11 +55,7 @@ class KubernetesBackend:
         self._clock = clock
         self._creator = Creator(self._api, identity, create_grace_seconds, clock)
         self.keys = KubernetesKeys(self._api, identity)
-        self._restarter = Restarter(
-            self._api, identity, create_grace_seconds, clock, replacing=self._replacing
-        )
-        # Uids of Jobs a restart replaces: their last events are old news (see `_event`).
-        self._replaced: dict[str, None] = {}
+        self._restarter = Restarter(self._api, identity, create_grace_seconds, clock)
 
     async def start(self) -> None:
         await self._api.start()
@@ -77,11 +74,45 @@ class KubernetesBackend:
         return job_record(await self._api.patch(Resource.JOBS, name, patch))
 
     async def delete_job(self, name: str, uid: str) -> None:
-        try:
+        """Delete the job whose Job has `uid`, unless a restart has it (409). Deleted
+        meanwhile is deleted, as asked: the same answer as the delete that came first."""
+        for _ in range(DELETE_ATTEMPTS):
+            job = await self._job(name)
+            if job is None:
+                if await self._exists(Resource.CONFIGMAPS, record_name(name)):
+                    # Between a restart's old Job and its new one.
+                    raise ConflictError(f"a restart of job {name} is under way")
+                return
+            metadata = job["metadata"]
             # Never delete a namesake that is not the job we know.
-            await self._api.delete(Resource.JOBS, name, uid=uid)
-        except NotFoundError as exc:
-            raise NotFoundError(f"job {name} not found") from exc
+            if metadata.get("uid") != uid:
+                raise ConflictError(f"job {name} was restarted meanwhile")
+            if is_being_replaced(job):
+                raise ConflictError(f"a restart of job {name} is under way")
+            if metadata.get("deletionTimestamp"):
+                return
+            try:
+                # Only the Job as read: a restart that marked it since wins (see restarting.py).
+                await self._api.delete(
+                    Resource.JOBS, name, uid=uid, resource_version=metadata["resourceVersion"]
+                )
+                return
+            except NotFoundError:
+                continue  # changed or gone meanwhile: look again
+        raise BackendUnavailableError(f"job {name} kept changing while it was deleted; try again")
+
+    async def _job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._api.get(Resource.JOBS, name)
+        except NotFoundError:
+            return None
+
+    async def _exists(self, resource: Resource, name: str) -> bool:
+        try:
+            await self._api.get(resource, name)
+        except NotFoundError:
+            return False
+        return True
 
     async def delete_batch(self, name: str) -> None:
         try:
@@ -98,11 +129,6 @@ class KubernetesBackend:
 
     async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
         return await self._restarter.restart(name, uid, now)
-
-    def _replacing(self, uid: str) -> None:
-        self._replaced[uid] = None
-        while len(self._replaced) > MAX_REPLACED_JOBS:
-            del self._replaced[next(iter(self._replaced))]
 
     async def recover(self) -> int:
         return await sweep(self._api, self.identity, self._clock(), self._restarter.settle)
@@ -139,11 +165,8 @@ class KubernetesBackend:
             return WatchEvent("BOOKMARK", version, None)
         if kind_of_event not in ("ADDED", "MODIFIED", "DELETED"):
             raise BackendError(f"unexpected watch event type {kind_of_event!r}")
-        uid = (obj.get("metadata") or {}).get("uid")
-        if kind is Kind.JOB and uid in self._replaced:
+        if kind is Kind.JOB and kind_of_event == "DELETED" and is_being_replaced(obj):
             # The deletion of a Job a restart replaces: the job lives on in its replacement
-            # (same name), which the view must not lose in between; only the version counts.
-            if kind_of_event == "DELETED":
-                del self._replaced[uid]
+            # (same name), which no replica's view may lose in between; only the version counts.
             return WatchEvent("BOOKMARK", version, None)
         return WatchEvent(kind_of_event, version, self._record(kind, obj))

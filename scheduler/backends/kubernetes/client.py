@@ -270,10 +270,23 @@ class KubeApi:
     async def get(self, resource: Resource, name: str) -> dict[str, Any]:
         return await self._call("GET", f"{self._paths[resource]}/{name}")
 
-    async def patch(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """A JSON merge patch: `None` values remove keys."""
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON merge patch: `None` values remove keys. `field_manager` names the writer in
+        the object's managedFields (else the API server takes the User-Agent)."""
+        params = None if field_manager is None else {"fieldManager": field_manager}
         return await self._call(
-            "PATCH", f"{self._paths[resource]}/{name}", body=patch, content_type=MERGE_PATCH
+            "PATCH",
+            f"{self._paths[resource]}/{name}",
+            params=params,
+            body=patch,
+            content_type=MERGE_PATCH,
         )
 
     async def delete(

@@ -43,6 +43,9 @@ ANNOTATION_PREVIOUS_ATTEMPTS = "radix.equinor.com/previous-attempts"
 ANNOTATION_CREATED_AT = "radix.equinor.com/created-at"
 # A restart under way (a ConfigMap holding the replacement Job), which is no batch.
 LABEL_RESTART = "radix.equinor.com/restart"
+# On a Job a restart has taken hold of (its value the restart's time): no delete or other restart
+# may touch it, and its deletion is the restart's, not the job's end.
+ANNOTATION_REPLACED_BY = "radix.equinor.com/replaced-by-restart"
 # A single job's anchor (a ConfigMap), which is no batch either.
 LABEL_ANCHOR = "radix.equinor.com/anchor"
 ANCHOR_SUFFIX = "-anchor"

@@ -7,13 +7,19 @@ would answer with their content, nor of Services.)
 Every step can be done again, so a crash anywhere is finished by whoever comes next:
 1. a record, the ConfigMap `restart-<job>`, holds the replacement Job (the old one's spec, with
    the attempts of the runs so far and the restart time in its annotations) and what it replaces;
-2. the old Job is deleted with `Orphan` propagation: the garbage collector takes it off its
-   anchor and pods, and the Job is gone once that is done;
-3. the replacement is created, suspended;
-4. the anchor gets the new Job as its owner;
-5. the old pods are deleted (their attempts live on in the new Job's annotation);
-6. the new Job is started (unless it was stopped meanwhile), and the record deleted.
-The recovery sweep does 2-6 for a record past its grace time.
+   creating it is the lock that keeps a second restart out;
+2. the old Job is marked as taken (`ANNOTATION_REPLACED_BY`), on condition that it has not
+   changed since it was read, and the record says so: a delete of the job refuses a marked Job,
+   and deletes its Job on the same condition, so of a delete and a restart exactly one wins;
+3. the old Job is deleted with `Orphan` propagation: the garbage collector takes it off its
+   anchor and pods, and the Job is gone once that is done (every replica's watch sees the mark
+   in its last state, so no view loses the job in between);
+4. the replacement is created, suspended;
+5. the anchor gets the new Job as its owner;
+6. the old pods are deleted (their attempts live on in the new Job's annotation);
+7. the new Job is started (unless it was stopped meanwhile), and the record deleted.
+The recovery sweep does 2-7 for a record past its grace time. A record not marked whose old Job
+is gone lost to a delete: it is dropped, and the job stays deleted.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     ANNOTATION_CREATED_AT,
     ANNOTATION_PREVIOUS_ATTEMPTS,
+    ANNOTATION_REPLACED_BY,
     ANNOTATION_RESTARTED_AT,
     ANNOTATION_STARTED_AT,
     ANNOTATION_STOPPED_AT,
@@ -50,7 +57,6 @@ from scheduler.backends.kubernetes.manifests import (
 )
 from scheduler.backends.kubernetes.records import attempt_summary, job_record, pod_record
 from scheduler.errors import (
-    BackendError,
     BackendUnavailableError,
     BadRequestError,
     ConflictError,
@@ -67,8 +73,8 @@ MAX_PREVIOUS_ATTEMPTS = 100
 # Waiting for the garbage collector to let the old Job go: polls from this, doubling to the max.
 GONE_POLL_SECONDS = 0.05
 MAX_GONE_POLL_SECONDS = 1.0
-# The start is conditional on the Job not having changed (a stop may come in between); it is
-# tried this many times while the Job controller keeps changing the Job's status.
+# The mark and the start are conditional on the Job not having changed (a delete or a stop may
+# come in between); each is tried this many times while the Job controller changes its status.
 START_ATTEMPTS = 5
 LIST_PAGE_SIZE = 500
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -84,7 +90,13 @@ _DROPPED_ANNOTATIONS = (
     ANNOTATION_STOPPED_AT,
     ANNOTATION_STARTED_AT,
     ANNOTATION_COMMIT_DEADLINE,
+    ANNOTATION_REPLACED_BY,
 )
+# Who marks an old Job, in its managedFields: the restart, apart from the scheduler's other writes.
+MARK_FIELD_MANAGER = "job-scheduler-restart"
+# The record's word that the old Job is marked (step 2); records made before marks count as
+# marked, as their restarts deleted the old Job straight away.
+MARKED_KEY = "marked"
 
 
 # -- pure: the replacement and the record ---------------------------------------------------------
@@ -92,6 +104,11 @@ _DROPPED_ANNOTATIONS = (
 
 def record_name(job: str) -> str:
     return f"{RECORD_PREFIX}{job}"
+
+
+def is_being_replaced(job: dict[str, Any]) -> bool:
+    """A restart has taken hold of this Job (step 2): it is going, and the job lives on."""
+    return ANNOTATION_REPLACED_BY in (job["metadata"].get("annotations") or {})
 
 
 def replacement_job(old: dict[str, Any], previous: list[dict[str, Any]], now: datetime) -> Any:
@@ -126,12 +143,14 @@ def replacement_job(old: dict[str, Any], previous: list[dict[str, Any]], now: da
 
 @dataclass(frozen=True, slots=True)
 class Restart:
-    """A restart under way: the job, the Job it replaces, that Job's pods, the replacement."""
+    """A restart under way: the job, the Job it replaces, that Job's pods, the replacement, and
+    whether the old Job is marked as this restart's."""
 
     name: str
     replaces: str  # the old Job's uid
     pods: tuple[tuple[str, str], ...]  # (name, uid) of the old pods
     job: dict[str, Any]
+    marked: bool = False
 
     def record(self, identity: Identity, deadline: datetime) -> dict[str, Any]:
         return {
@@ -146,6 +165,7 @@ class Restart:
                 "job": json.dumps(self.job, separators=(",", ":")),
                 "replaces": self.replaces,
                 "pods": json.dumps([list(pod) for pod in self.pods]),
+                MARKED_KEY: "true" if self.marked else "false",
             },
         }
 
@@ -157,7 +177,8 @@ class Restart:
         if not isinstance(job, dict):
             raise ValueError("the replacement Job is not an object")
         pods = tuple((str(name), str(uid)) for name, uid in json.loads(data["pods"]))
-        return cls(job["metadata"]["name"], str(data["replaces"]), pods, job)
+        marked = data.get(MARKED_KEY, "true") == "true"
+        return cls(job["metadata"]["name"], str(data["replaces"]), pods, job, marked)
 
 
 def _restarted_at(job: dict[str, Any]) -> Any:
@@ -202,14 +223,11 @@ class Restarter:
         identity: Identity,
         grace_seconds: float,
         clock: Callable[[], datetime],
-        replacing: Callable[[str], None] = lambda uid: None,
     ) -> None:
-        """`replacing(uid)` is told of each Job about to be replaced, before it is deleted."""
         self._api = api
         self._identity = identity
         self._grace = grace_seconds
         self._clock = clock
-        self._replacing = replacing
 
     async def restart(self, name: str, uid: str, now: datetime) -> JobRecord:
         old = await self._job(name)
@@ -217,6 +235,8 @@ class Restarter:
             raise NotFoundError(f"job {name} not found")
         if old["metadata"].get("uid") != uid:
             raise ConflictError(f"job {name} was restarted meanwhile")
+        if is_being_replaced(old):
+            raise ConflictError(f"a restart of job {name} is already under way")
         if not _has_ended(old):
             raise BadRequestError(f"cannot restart the job {name}: it has not ended")
         pods = [pod async for pod in self._pods(name)]
@@ -254,6 +274,13 @@ class Restarter:
             return 1
         try:
             finished = await self._finish(restart, None)
+        except (NotFoundError, ConflictError) as exc:
+            log.warning(
+                "dropped a restart that a crash left half-done: %s",
+                exc.message,
+                extra={"job_name": restart.name},
+            )
+            return 1
         except SchedulerError as exc:
             # Not the sweep's end: what else it settles does not wait for this restart.
             log.warning(
@@ -270,11 +297,14 @@ class Restarter:
         return 1
 
     async def _finish(self, restart: Restart, deadline: datetime | None) -> dict[str, Any] | None:
-        """Steps 2-6. Without a `deadline` it does not wait for the old Job to go: None then."""
+        """Steps 2-7. Without a `deadline` it does not wait for the old Job to go: None then.
+        NotFoundError or ConflictError (the record dropped) when the job was deleted or
+        restarted before this restart took hold of it."""
         name = restart.name
         current = await self._job(name)
+        if not restart.marked:
+            current = await self._mark(restart, current)
         if current is not None and current["metadata"].get("uid") == restart.replaces:
-            self._replacing(restart.replaces)
             if not current["metadata"].get("deletionTimestamp"):
                 await self._delete(Resource.JOBS, name, uid=restart.replaces, propagation="Orphan")
             current = await self._gone(restart, deadline)
@@ -285,7 +315,7 @@ class Restarter:
         elif _restarted_at(current) != _restarted_at(restart.job):
             # Not our replacement: the job was deleted and its name taken meanwhile.
             await self._delete(Resource.CONFIGMAPS, record_name(name))
-            raise BackendError(f"the restart of job {name} found another job of that name")
+            raise ConflictError(f"job {name} was replaced by another job of that name meanwhile")
         await self._hand_over(restart, current["metadata"]["uid"])
         await asyncio.gather(
             *(self._delete(Resource.PODS, pod, uid=uid) for pod, uid in restart.pods)
@@ -293,6 +323,51 @@ class Restarter:
         started = await self._start(name, current)
         await self._delete(Resource.CONFIGMAPS, record_name(name))
         return started
+
+    async def _mark(self, restart: Restart, current: dict[str, Any] | None) -> dict[str, Any]:
+        """Step 2: the old Job (`current`, as last read) marked as this restart's, on condition
+        that it has not changed meanwhile, and the record told so. When the Job was deleted or
+        replaced first, the record is dropped: NotFoundError or ConflictError."""
+        name = restart.name
+        token = _restarted_at(restart.job)
+        for _ in range(START_ATTEMPTS):
+            if current is None or current["metadata"].get("uid") != restart.replaces:
+                await self._delete(Resource.CONFIGMAPS, record_name(name))
+                if current is None:
+                    raise NotFoundError(f"job {name} not found")
+                raise ConflictError(f"job {name} was restarted meanwhile")
+            metadata = current["metadata"]
+            if (metadata.get("annotations") or {}).get(ANNOTATION_REPLACED_BY) == token:
+                break  # marked already, by this restart before a crash
+            if metadata.get("deletionTimestamp"):
+                await self._delete(Resource.CONFIGMAPS, record_name(name))
+                raise NotFoundError(f"job {name} not found")
+            patch = {
+                "metadata": {
+                    "resourceVersion": metadata["resourceVersion"],
+                    "annotations": {ANNOTATION_REPLACED_BY: token},
+                }
+            }
+            try:
+                current = await self._api.patch(
+                    Resource.JOBS, name, patch, field_manager=MARK_FIELD_MANAGER
+                )
+                break
+            except (ConflictError, NotFoundError):
+                current = await self._job(name)  # changed or gone meanwhile: look again
+        else:
+            raise BackendUnavailableError(
+                f"job {name} kept changing while it was restarted; the restart is finished in "
+                "the background"
+            )
+        told = {"data": {MARKED_KEY: "true"}}
+        try:
+            await self._api.patch(Resource.CONFIGMAPS, record_name(name), told)
+        except NotFoundError:
+            raise BackendUnavailableError(
+                f"the restart of job {name} was taken over; it is finished in the background"
+            ) from None
+        return current
 
     async def _job(self, name: str) -> dict[str, Any] | None:
         try:
