@@ -15,8 +15,9 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from scheduler.api.errors import status_response
+from scheduler.api.health import PROBE_PATHS
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/console", "/swaggerui", "/swagger.json"})
+OPEN_PATHS = PROBE_PATHS | {"/", "/console", "/swaggerui", "/swagger.json"}
 OPEN_PREFIXES = ("/console/", "/swaggerui/")
 CHALLENGE = 'Bearer realm="job-scheduler"'
 

@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
+from scheduler.api.health import PROBE_PATHS
 from scheduler.errors import ForbiddenError
 
 log = logging.getLogger(__name__)
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
 # Refusals are logged once per name; past this many names, no more (a client could send many).
 MAX_LOGGED_NAMES = 100
 # What of a refused Host a message or log line repeats.
@@ -100,7 +100,7 @@ def own_hosts_middleware(own: OwnHosts) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in EXEMPT_PATHS:
+        if request.path not in PROBE_PATHS:
             for host in request.headers.getall(hdrs.HOST, ()):
                 if host not in own:
                     own.log_refusal(host)

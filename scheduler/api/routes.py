@@ -54,7 +54,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/swaggerui", docs.swagger_ui_redirect),
             web.get("/swaggerui/", docs.swagger_ui),
             web.static("/swaggerui", docs.SWAGGER_UI_DIR),
-            web.get("/healthz", health.healthz),
+            web.get("/healthz", health.healthz),  # the PROBE_PATHS
             web.get("/readyz", health.readyz),
             web.get("/metrics", health.metrics),
         ]
