@@ -18,6 +18,7 @@ from scheduler.backends.base import Identity
 from scheduler.backends.kubernetes.client import KubeApi
 from scheduler.backends.kubernetes.manifests import CONTAINER_NAME_FALLBACK
 from scheduler.backoff import Backoff
+from scheduler.clock import now_rfc3339_micro
 from scheduler.errors import BackendUnavailableError, ConflictError, InvalidError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ async def reading(
                 yield chunk
             return
         # With a tail, what came before the stream opened is not wanted when it opens again.
-        cursor = Cursor(keep_times=timestamps, since=None if tail is None else _now_rfc3339())
+        cursor = Cursor(keep_times=timestamps, since=None if tail is None else now_rfc3339_micro())
         while True:
             try:
                 async for chunk in chunks:
@@ -177,7 +178,3 @@ def _nanos(stamp: bytes) -> int | None:
     if not fraction.isdigit() and fraction:
         return None
     return int(moment.timestamp()) * _NANOS_PER_SECOND + int((fraction or "0").ljust(9, "0")[:9])
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -15,10 +15,10 @@ import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from scheduler.backends.local.files import FILE_MODE, open_regular, read_tail
+from scheduler.clock import now_rfc3339_micro
 
 READ_CHUNK_BYTES = 64 * 1024
 # A longer line is stored as several, as container runtimes split long lines (at 16 KiB).
@@ -63,8 +63,7 @@ class BoundedLog:
             self._partial.clear()
         self._extend(rest, lines)
         if lines:
-            stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-            prefix = stamp.encode() + b" "
+            prefix = now_rfc3339_micro().encode() + b" "
             block = b"".join(prefix + line + b"\n" for line in lines)
             self._file.write(block)
             self._file.flush()
