@@ -125,6 +125,20 @@ def local_scheduler_factory(aiohttp_client: AiohttpClient, tmp_path: Path) -> Cl
     return start
 
 
+@pytest.fixture(params=["kubernetes", "local"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test of the shared API suite runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def start(backend: str, request: pytest.FixtureRequest) -> ClientFactory:
+    """Schedulers on the backend under test (the fake API server starts only when used)."""
+    factory = "scheduler_factory" if backend == "kubernetes" else "local_scheduler_factory"
+    started: ClientFactory = request.getfixturevalue(factory)
+    return started
+
+
 @pytest.fixture
 async def scheduler(scheduler_factory: ClientFactory) -> TestClient[web.Request, web.Application]:
     return await scheduler_factory()

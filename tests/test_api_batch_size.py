@@ -25,18 +25,6 @@ MIB = 1024 * 1024
 LONG = ["sh", "-c", "sleep 1000; exit 0"]
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def start(backend: str, request: pytest.FixtureRequest) -> ClientFactory:
-    name = "scheduler_factory" if backend == "kubernetes" else "local_scheduler_factory"
-    factory: ClientFactory = request.getfixturevalue(name)
-    return factory
-
-
 def batch(variables: dict[str, str], jobs: list[dict[str, Any]], **defaults: Any) -> bytes:
     body = {
         "defaultRadixJobComponentConfig": {"variables": variables, **defaults},

@@ -19,13 +19,6 @@ Client = TestClient[Any, Any]
 OUR_REQUEST_ID = re.compile(r"[0-9a-f]{16}")
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def start(request: pytest.FixtureRequest) -> ClientFactory:
-    name = "scheduler_factory" if request.param == "kubernetes" else "local_scheduler_factory"
-    factory: ClientFactory = request.getfixturevalue(name)
-    return factory
-
-
 @pytest.fixture
 async def client(scheduler_factory: ClientFactory) -> Client:
     return await scheduler_factory("etl")

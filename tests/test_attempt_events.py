@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ClientFactory, post_job
-from tests.test_events_stream import Frame, open_stream, start
-
-__all__ = ["start"]
+from tests.test_events_stream import Frame, open_stream
 
 # Each attempt runs long enough to be seen running, then fails; one retry is allowed.
 FAILING_TWICE = {

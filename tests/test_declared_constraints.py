@@ -231,13 +231,6 @@ def test_the_pattern_samples_are_what_the_declared_pattern_says(where: str) -> N
     assert [s for s in other if pattern.search(s)] == []
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def start(request: pytest.FixtureRequest) -> ClientFactory:
-    name = "scheduler_factory" if request.param == "kubernetes" else "local_scheduler_factory"
-    factory: ClientFactory = request.getfixturevalue(name)
-    return factory
-
-
 async def _message(response: Any) -> str:
     body = await response.json()
     return str(body.get("message", ""))

@@ -120,14 +120,6 @@ def statuses(frame: Frame) -> list[str]:
     return [job["status"] for job in frame.body["jobStatuses"]]
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def start(request: pytest.FixtureRequest) -> ClientFactory:
-    """Schedulers on either backend: the stream is the API's, whatever runs the jobs."""
-    name = "scheduler_factory" if request.param == "kubernetes" else "local_scheduler_factory"
-    factory: ClientFactory = request.getfixturevalue(name)
-    return factory
-
-
 async def test_a_subscriber_sees_a_job_created_updated_and_deleted_in_order(
     start: ClientFactory,
 ) -> None:

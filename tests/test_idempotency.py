@@ -25,14 +25,6 @@ Client = TestClient[Any, Any]
 SHORT = {"command": ["sh", "-c", "sleep 1; exit 0"]}
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def start(request: pytest.FixtureRequest) -> ClientFactory:
-    """Schedulers on either backend; a second one is a restart (local) or a replica (fake)."""
-    name = "scheduler_factory" if request.param == "kubernetes" else "local_scheduler_factory"
-    factory: ClientFactory = request.getfixturevalue(name)
-    return factory
-
-
 async def post(client: Client, path: str, body: Any, key: str | None) -> tuple[int, Any]:
     headers = {"Idempotency-Key": key} if key is not None else {}
     data = body if isinstance(body, bytes) else json.dumps(body).encode()

@@ -12,13 +12,12 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.conftest import LOCAL_SHIMS, TEST_CONFIG, wait_until
-from tests.test_local_store import modes, owner_only, tree
+from tests.test_local_process import Scheduler
+from tests.test_local_store import foreign_dir, modes, owner_only, tree
 from tests.test_operations import _free_port as free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="jobs are Linux processes")
@@ -58,11 +57,7 @@ def scheduler_argv(port: int, state_dir: Path) -> list[str]:
 def test_a_state_dir_holding_another_programs_files_exits_2_with_one_line_touching_nothing(
     tmp_path: Path,
 ) -> None:
-    foreign = tmp_path / "experiments"
-    (foreign / "results" / "experiment-1").mkdir(parents=True)
-    (foreign / "results" / "experiment-1" / "data.csv").write_text("1,2,3\n")
-    (foreign / "logs").mkdir()
-    (foreign / "logs" / "app.log").write_text("started\n")
+    foreign = foreign_dir(tmp_path)
     (foreign / "payloads").mkdir()
     before = tree(foreign)
 
@@ -85,29 +80,8 @@ def test_a_state_dir_holding_another_programs_files_exits_2_with_one_line_touchi
     assert tree(foreign) == before
 
 
-class Running:
-    """A scheduler process and its API."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
-        self.proc = proc
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(method, f"{self.url}{path}", json=body) as response,
-        ):
-            return response.status, await response.json()
-
-    async def ready(self) -> bool:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with aiohttp.ClientSession() as session, session.get(f"{self.url}/readyz") as r:
-                return r.status == 200
-        return False
-
-
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, state_dir: Path, umask: int) -> AsyncIterator[Running]:
+async def running(tmp_path: Path, state_dir: Path, umask: int) -> AsyncIterator[Scheduler]:
     """A ready scheduler started under `umask`, stopped with SIGTERM at the end."""
     port = free_port()
     with (tmp_path / "scheduler.stderr").open("wb") as stderr:
@@ -120,7 +94,7 @@ async def running(tmp_path: Path, state_dir: Path, umask: int) -> AsyncIterator[
             stderr=stderr,
             umask=umask,
         )
-    scheduler = Running(proc, port)
+    scheduler = Scheduler(proc, f"http://127.0.0.1:{port}")
     try:
         await wait_until(scheduler.ready, TIMEOUT_SECONDS)
         yield scheduler

@@ -546,14 +546,21 @@ async def test_a_state_dir_in_a_read_only_dir_is_a_config_error(tmp_path: Path) 
     assert str(caught.value) == f"state dir {where} cannot be used: Permission denied"
 
 
-async def test_a_non_empty_dir_of_another_program_is_refused_and_left_as_it_was(
-    tmp_path: Path,
-) -> None:
+def foreign_dir(tmp_path: Path) -> Path:
+    """A directory another program filled with files named as the scheduler would name its
+    own: `results/experiment-1/data.csv` and `logs/app.log`."""
     foreign = tmp_path / "experiments"
     (foreign / "results" / "experiment-1").mkdir(parents=True)
     (foreign / "results" / "experiment-1" / "data.csv").write_text("1,2,3\n")
     (foreign / "logs").mkdir()
     (foreign / "logs" / "app.log").write_text("started\n")
+    return foreign
+
+
+async def test_a_non_empty_dir_of_another_program_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    foreign = foreign_dir(tmp_path)
     before = tree(foreign)
     with pytest.raises(ConfigError) as caught:
         await LocalStore(foreign).open()

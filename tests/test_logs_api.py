@@ -45,19 +45,6 @@ def shell(script: str, **fields: Any) -> dict[str, Any]:
     return {"command": ["sh", "-c", script], **fields}
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def start(backend: str, request: pytest.FixtureRequest) -> ClientFactory:
-    """Schedulers on the backend under test (the fake API server starts only when used)."""
-    factory = "scheduler_factory" if backend == "kubernetes" else "local_scheduler_factory"
-    started: ClientFactory = request.getfixturevalue(factory)
-    return started
-
-
 @pytest.fixture
 async def client(start: ClientFactory) -> Client:
     return await start("etl")

@@ -53,13 +53,6 @@ def write_config(
     return path
 
 
-@pytest.fixture(params=["kubernetes", "local"])
-def start(request: pytest.FixtureRequest) -> ClientFactory:
-    name = "scheduler_factory" if request.param == "kubernetes" else "local_scheduler_factory"
-    factory: ClientFactory = request.getfixturevalue(name)
-    return factory
-
-
 async def jobs(client: Client) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = await (await client.get("/api/v1/jobs")).json()
     return result

@@ -56,6 +56,15 @@ def skip_reason(environ: dict[str, str] | None = None) -> str | None:
     )
 
 
+# Every scenario module's marks: skipped without a cluster, on the module's event loop.
+E2E_MARKS = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.timeout(TEST_TIMEOUT_SECONDS),
+]
+
+
 @dataclass(frozen=True)
 class Cluster:
     kubeconfig: Path

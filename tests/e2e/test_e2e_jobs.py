@@ -11,17 +11,11 @@ from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
 
-import pytest
 from kubernetes.aio import client as k8s
 
-from tests.e2e.conftest import TEST_TIMEOUT_SECONDS, Client, Cluster, skip_reason, wait_until
+from tests.e2e.conftest import E2E_MARKS, Client, Cluster, wait_until
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.timeout(TEST_TIMEOUT_SECONDS),
-]
+pytestmark = E2E_MARKS
 
 JOB_SECONDS = 120.0
 GC_SECONDS = 60.0

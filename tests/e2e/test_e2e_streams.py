@@ -9,18 +9,12 @@ import json
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.e2e.conftest import TEST_TIMEOUT_SECONDS, Client, Cluster, skip_reason, wait_until
+from tests.e2e.conftest import E2E_MARKS, TEST_TIMEOUT_SECONDS, Client, Cluster, wait_until
 from tests.e2e.proxy import CuttingProxy
 from tests.e2e.test_e2e_jobs import FINISHED, follow, post_job
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.timeout(TEST_TIMEOUT_SECONDS),
-]
+pytestmark = E2E_MARKS
 
 OUTAGE_SECONDS = 10.0
 READY_AGAIN_SECONDS = 5.0
