@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 import uvloop
 from aiohttp import web
 
-from scheduler.app import create_app
-from scheduler.backends.local.store import check_state_dir
+from scheduler.app import check_startup, create_app
 from scheduler.errors import ConfigError
 from scheduler.logs import configure_logging
-from scheduler.settings import check_exposure, describe_listening, load_settings
+from scheduler.settings import describe_listening, load_settings
 
 EXIT_CONFIG_ERROR = 2
 log = logging.getLogger("scheduler")
@@ -31,9 +30,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     # Before the first log line: an exposed local backend without a token, or a state dir that
     # cannot be ours, is one line and exit 2.
     try:
-        check_exposure(settings)
-        if settings.state_dir is not None:
-            check_state_dir(settings.state_dir)
+        check_startup(settings)
     except ConfigError as exc:
         print(f"job-scheduler: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

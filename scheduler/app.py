@@ -42,11 +42,11 @@ from scheduler.domain.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
 from scheduler.domain.restarting import Restarter
 from scheduler.domain.results import Results
 from scheduler.domain.schedules import Schedules
+from scheduler.domain.view import JobView
 from scheduler.health import Health
 from scheduler.metrics import Metrics
 from scheduler.recovering import recovering, sweep_interval
-from scheduler.settings import Settings
-from scheduler.store import JobView
+from scheduler.settings import Settings, check_exposure
 from scheduler.swagger import render
 from scheduler.watching import watching
 from scheduler.webhook import WebhookSender
@@ -63,6 +63,16 @@ def identity_of(settings: Settings) -> Identity:
         component=definition.name,
         namespace=settings.namespace,
     )
+
+
+def check_startup(settings: Settings) -> None:
+    """Raises `ConfigError` for what makes the scheduler refuse to start: a local backend exposed
+    without a token, or a state dir that cannot be ours."""
+    check_exposure(settings)
+    if settings.backend == "local" and settings.state_dir is not None:
+        from scheduler.backends.local.store import check_state_dir
+
+        check_state_dir(settings.state_dir)
 
 
 def _default_backend(settings: Settings) -> Backend:

@@ -12,8 +12,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from scheduler.backends.local.store import default_state_dir
-from scheduler.domain.events import DEFAULT_QUEUE_SIZE, DEFAULT_RING_SIZE
 from scheduler.errors import ConfigError
 from scheduler.radixconfig import (
     JobDefinition,
@@ -28,6 +26,10 @@ DEFAULT_CREATE_GRACE_SECONDS = 30.0
 DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
 DEFAULT_EVENTS_HEARTBEAT_SECONDS = 15.0
+# `/events`: how many recent events a returning client can catch up on, and how many one slow
+# client may have queued before it is told to start over.
+DEFAULT_RING_SIZE = 1000
+DEFAULT_QUEUE_SIZE = 256
 SERVICE_ACCOUNT_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # Where the scheduler listens unless told: in a pod its Service and probes reach it by the pod's
 # address; anywhere else only this machine does, since a request may carry its own command.
@@ -284,6 +286,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
     except ValueError:
         return False
+
+
+def default_state_dir(environ: Mapping[str, str], app: str, environment: str, job: str) -> Path:
+    """`$XDG_STATE_HOME/job-scheduler/<app>/<environment>/<job>`, else under `~/.local/state`
+    (the XDG spec ignores a relative `XDG_STATE_HOME`)."""
+    for part in (app, environment, job):
+        if not part or part in (".", "..") or any(c in part for c in "/\0"):
+            raise ConfigError(f"{part!r} cannot name a state directory")
+    base = Path(environ.get("XDG_STATE_HOME", ""))
+    if not base.is_absolute():
+        base = Path(environ.get("HOME") or Path.home()) / ".local" / "state"
+    return base / "job-scheduler" / app / environment / job
 
 
 def check_exposure(settings: Settings) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from scheduler.backends.base import Backend, Kind
 from scheduler.backoff import Backoff
+from scheduler.domain.view import JobView
 from scheduler.errors import ResourceExpiredError, SchedulerError
 from scheduler.health import Health
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from scheduler.backends.local.store import (
     MARKER_FILE,
     MARKER_TEXT,
     LocalStore,
-    default_state_dir,
 )
 from scheduler.errors import ConfigError, ConflictError, InvalidError, NotFoundError
+from scheduler.settings import default_state_dir
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=30)

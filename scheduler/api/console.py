@@ -9,9 +9,9 @@ from pathlib import Path
 from aiohttp import web
 
 from scheduler import __version__
-from scheduler.additions.info import SchedulerInfo
 from scheduler.api import docs
 from scheduler.api.keys import SETTINGS
+from scheduler.models.info import SchedulerInfo
 from scheduler.models.jobs import MAX_PAYLOAD_BYTES
 
 CONSOLE_DIR = Path(__file__).parent.parent / "console"

@@ -13,10 +13,10 @@ from scheduler.domain.logs import LogReader
 from scheduler.domain.restarting import Restarter
 from scheduler.domain.results import Results
 from scheduler.domain.schedules import Schedules
+from scheduler.domain.view import JobView
 from scheduler.health import Health
 from scheduler.metrics import Metrics
 from scheduler.settings import Settings
-from scheduler.store import JobView
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", JobService)

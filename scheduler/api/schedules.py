@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from scheduler.additions.schedules import ScheduleStatus
 from scheduler.api.keys import SCHEDULES
+from scheduler.models.schedules import ScheduleStatus
 
 _SCHEDULE_LIST = TypeAdapter(list[ScheduleStatus])
 

@@ -18,6 +18,7 @@ from scheduler.domain.defaults import (
 )
 from scheduler.domain.jobs import build_request, check_payload
 from scheduler.domain.stopping import Stopper, is_stoppable
+from scheduler.domain.view import JobView
 from scheduler.errors import (
     BadRequestError,
     ConflictError,
@@ -28,7 +29,6 @@ from scheduler.errors import (
 from scheduler.models import BatchScheduleDescription, BatchStatus, JobStatus, Status, success
 from scheduler.names import new_batch_job_names, new_batch_name
 from scheduler.radixconfig import JobDefinition
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from types import TracebackType
 from scheduler.domain.notifying import Notification
 from scheduler.errors import BusyError
 from scheduler.models import BatchType, EventType
+from scheduler.settings import DEFAULT_QUEUE_SIZE, DEFAULT_RING_SIZE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RING_SIZE = 1000
-DEFAULT_QUEUE_SIZE = 256
 # Open streams at once; each holds a connection (an fd) and a queue. More wait for a place.
 DEFAULT_MAX_SUBSCRIBERS = 100
 BUSY_RETRY_AFTER_SECONDS = 10

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from scheduler.backends.base import Claim, ClaimKind, KeyStore
 from scheduler.domain.batches import BatchService
 from scheduler.domain.jobs import JobService
+from scheduler.domain.view import JobView
 from scheduler.errors import (
     ConflictError,
     InvalidError,
@@ -36,7 +37,6 @@ from scheduler.models import (
     JobStatus,
 )
 from scheduler.names import new_batch_name, new_job_name
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, NodeSpec, RuntimeSpec
 from scheduler.domain.stopping import Stopper
+from scheduler.domain.view import JobView
 from scheduler.errors import (
     ConflictError,
     InvalidError,
@@ -24,7 +25,6 @@ from scheduler.models import (
 )
 from scheduler.names import new_job_name
 from scheduler.radixconfig import JobDefinition, replace_image_tag
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from scheduler.backends.base import Backend
 from scheduler.domain.batches import BatchService
+from scheduler.domain.view import JobView
 from scheduler.errors import BusyError, ConflictError, NotFoundError
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatusEnum
-from scheduler.store import JobView
 
 _ENDED = frozenset(
     {

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from scheduler.domain.view import JobView
 from scheduler.models import BatchEvent, BatchStatus, BatchType, Event, EventType, JobStatus
-from scheduler.store import JobView
 
 
 class Notification:

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from scheduler.domain.batch_status import is_batch_done, is_batch_succeeded
+from scheduler.domain.view import JobView
 from scheduler.errors import NotFoundError, SchedulerError
 from scheduler.models import BatchStatus, JobStatus, JobStatusEnum
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

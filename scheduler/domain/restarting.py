@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from scheduler.backends.base import Backend
 from scheduler.domain.batch_status import DONE_JOB_STATUSES
 from scheduler.domain.batches import BatchService
+from scheduler.domain.view import JobView
 from scheduler.errors import BadRequestError, NotFoundError
 from scheduler.models import JobStatus, Status, success
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from scheduler.backends.base import JobRecord, PodRecord
 from scheduler.domain.batch_status import DONE_JOB_STATUSES
 from scheduler.domain.batches import BatchService
+from scheduler.domain.view import JobView
 from scheduler.errors import ConflictError, NotFoundError
 from scheduler.models import JobStatus
-from scheduler.store import JobView
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 

@@ -19,14 +19,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from scheduler.additions.schedules import ScheduleStatus
 from scheduler.cron import Cron, next_tick, parse_cron
 from scheduler.domain.jobs import JobService
 from scheduler.domain.stopping import is_stoppable
+from scheduler.domain.view import JobView
 from scheduler.errors import ConflictError, SchedulerError
 from scheduler.models import EnvVars, JobScheduleDescription, JobStatus, JobStatusEnum
+from scheduler.models.schedules import ScheduleStatus
 from scheduler.radixconfig import JobDefinition, Schedule
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

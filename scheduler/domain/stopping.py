@@ -8,9 +8,9 @@ import logging
 from collections.abc import Iterable
 
 from scheduler.backends.base import Backend
+from scheduler.domain.view import JobView
 from scheduler.errors import BadRequestError, NotFoundError
 from scheduler.models import JobStatus, JobStatusEnum
-from scheduler.store import JobView
 
 log = logging.getLogger(__name__)
 

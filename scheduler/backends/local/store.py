@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +32,6 @@ from scheduler.backends.local.serialize import (
     check_name,
     connect,
     exists,
-    is_file_name,
     is_job_name,
     job_from_row,
     next_value,
@@ -59,18 +58,6 @@ MARKER_TEXT: Final = (
 )
 SUBDIRS: Final = ("payloads", "logs", "results")
 _SINGULAR: Final = {"jobs": "job", "batches": "batch"}
-
-
-def default_state_dir(environ: Mapping[str, str], app: str, environment: str, job: str) -> Path:
-    """`$XDG_STATE_HOME/job-scheduler/<app>/<environment>/<job>`, else under `~/.local/state`
-    (the XDG spec ignores a relative `XDG_STATE_HOME`)."""
-    for part in (app, environment, job):
-        if not is_file_name(part):
-            raise ConfigError(f"{part!r} cannot name a state directory")
-    base = Path(environ.get("XDG_STATE_HOME", ""))
-    if not base.is_absolute():
-        base = Path(environ.get("HOME") or Path.home()) / ".local" / "state"
-    return base / "job-scheduler" / app / environment / job
 
 
 class LocalStore:
