@@ -1,0 +1,65 @@
+"""The benchmark script still runs end to end (on a tiny scale), so it cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench.py"
+SMOKE_TIMEOUT_SECONDS = 120
+SMOKE_ARGS = [
+    "--requests", "10", "--burst", "20", "--get-levels", "40,60", "--memory-jobs", "200",
+    "--batch-jobs", "5", "--batch-rounds", "1",
+]  # fmt: skip
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT_SECONDS + 10)
+def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), *SMOKE_ARGS, "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table, _, details = result.stdout.partition("\ndetails\n")
+    for header in ("measure", "scheduler", "raw", "ratio", "target", "verdict"):
+        assert header in table, result.stdout
+    rows = [
+        "POST /api/v1/jobs p50 (Job+Secret+Service)",
+        "20 POSTs, 64 in flight",
+        "GET /api/v1/jobs p50 / p95, 40 jobs",
+        "GET /api/v1/jobs p50 / p95, 60 jobs",
+        "RSS idle",
+        "RSS +40 running jobs",
+        "RSS at 200 jobs",
+    ]
+    lines = table.splitlines()
+    for row in rows:
+        [line] = [line for line in lines if line.startswith(row)]
+        assert line.endswith((" MET", " NOT MET")), line
+    # The burst against the calls a POST makes, crash-safe, is there for information.
+    [line] = [line for line in lines if line.startswith("  the same, raw as a POST's 5 calls")]
+    assert line.endswith("(information)"), line
+    assert "CPU ms per job during those bursts" in details, result.stdout
+    assert "POST /api/v1/batches of 5 jobs" in details, result.stdout
+    assert "peak (VmHWM)" in details, result.stdout
+
+    document = json.loads(figures.read_text())
+    assert set(document["verdicts"]) == {
+        "post", "burst", "get_40", "get_60", "rss_idle", "rss_delta", "rss_memory",
+    }  # fmt: skip
+    assert document["burst"]["scheduler"]["requests"] == 20
+    assert document["burst"]["crash_safe_calls"]["errors"] == 0
+    assert set(document["burst"]["scheduler"]["cpu_ms_per_job"]) == {"scheduler", "API server"}
+    assert [level["jobs"] for level in document["get"]["levels"]] == [40, 60]
+    assert document["rss"]["memory_jobs"] == 200
+    assert document["rss"]["chart_limit_mib"] > 0
+    # Every object the run created was deleted at the end.
+    assert "deleted in bench:" in result.stderr, result.stderr
