@@ -1,10 +1,15 @@
-"""Now, as the scheduler writes it where a second is too coarse: RFC 3339 UTC to the microsecond
-(`2024-05-01T12:00:00.123456Z`), the way log lines are timed."""
+"""Now, in UTC: the one clock of the package (tests replace `utcnow` where a module names it), and
+the same instant as the scheduler writes it where a second is too coarse: RFC 3339 to the
+microsecond (`2024-05-01T12:00:00.123456Z`), the way log lines are timed."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def now_rfc3339_micro() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return utcnow().isoformat(timespec="microseconds").replace("+00:00", "Z")
