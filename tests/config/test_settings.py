@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from scheduler.errors import ConfigError
 from scheduler.settings import Settings, load_settings
 
 EXAMPLE = str(Path(__file__).parents[2] / "config" / "radixconfig.yaml")
+README = Path(__file__).parents[2] / "README.md"
 ENV = {"RADIX_CONFIG_FILE": EXAMPLE, "RADIX_COMPONENT": "compute", "RADIX_ENVIRONMENT": "dev"}
 
 
@@ -68,6 +70,77 @@ def test_a_bad_setting_names_itself(env: dict[str, str], expected: str, tmp_path
     with pytest.raises(ConfigError) as caught:
         load_settings([], {**ENV, **env}, namespace_file=tmp_path / "none")
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            ["--port", "http"],
+            "setting --port: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            ["--history-limit", "0"],
+            "setting --history-limit: Input should be greater than or equal to 1",
+        ),
+        (["--job", ""], "setting --job: String should have at least 1 character"),
+    ],
+)
+def test_a_bad_flag_names_the_flag_even_where_its_variable_is_fine(
+    flags: list[str], expected: str, tmp_path: Path
+) -> None:
+    env = {
+        **ENV,
+        "SCHEDULER_PORT": "9000",
+        "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": "5",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags, env, namespace_file=tmp_path / "none")
+    assert str(caught.value) == expected
+
+
+def test_a_flag_is_never_taken_for_a_longer_one(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        load_settings(["--history", "3"], ENV, namespace_file=tmp_path / "none")
+    assert caught.value.code == 2
+
+
+def help_text(capsys: pytest.CaptureFixture[str]) -> str:
+    """`--help` as one line: argparse wraps it to the terminal's width."""
+    with pytest.raises(SystemExit) as caught:
+        load_settings(["--help"], ENV)
+    assert caught.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_names_each_flags_variable_and_default(capsys: pytest.CaptureFixture[str]) -> None:
+    text = help_text(capsys)
+    assert "--config CONFIG_FILE RADIX_CONFIG_FILE, required" in text
+    assert (
+        "--history-limit HISTORY_LIMIT RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT, default 10"
+        in text
+    )
+    assert "--port PORT SCHEDULER_PORT " in text
+    assert "SCHEDULER_API_TOKEN and SCHEDULER_WEBHOOK_SECRET come from the environment only" in text
+
+
+def documented_settings() -> list[tuple[str, str]]:
+    """(flag, variable) of each row of the README's settings table; "" where there is no flag."""
+    section = README.read_text(encoding="utf-8").split("\n## Settings\n")[1].split("\n### ")[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if re.match(r"\| (`|\|)", line)]
+    return [(flag.strip(" `"), env.strip(" `")) for flag, env in rows]
+
+
+def test_the_flags_and_variables_are_exactly_those_the_readme_documents(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = help_text(capsys)
+    documented = documented_settings()
+    assert documented, "the README has a settings table"
+    flags = set(re.findall(r"--[a-z][a-z-]*", text)) - {"--help"}
+    assert flags == {flag for flag, _ in documented if flag}
+    for flag, env in documented:
+        assert re.search(rf"{flag} [A-Z_]+ {env}\b" if flag else rf"\b{env}\b", text), (flag, env)
 
 
 def test_main_exits_2_with_one_line_for_a_bad_config(
