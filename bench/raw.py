@@ -21,7 +21,6 @@ import aiohttp
 from kubernetes.aio import client as k8s
 
 from scheduler.backends.base import Identity, JobRequest
-from scheduler.backends.kubernetes.backend import DEFAULT_CREATE_GRACE_SECONDS
 from scheduler.backends.kubernetes.client import CONNECTION_POOL_SIZE, MERGE_PATCH
 from scheduler.backends.kubernetes.manifests import (
     build_anchor,
@@ -35,6 +34,7 @@ from scheduler.backends.kubernetes.manifests import (
 from scheduler.domain.jobs import build_request
 from scheduler.models import JobScheduleDescription
 from scheduler.radixconfig import JobDefinition
+from scheduler.settings import DEFAULT_CREATE_GRACE_SECONDS
 
 REQUEST_TIMEOUT_SECONDS = 30.0
 CLEANUP_TIMEOUT_SECONDS = 300.0

@@ -31,6 +31,7 @@ from scheduler.api.keys import (
     VIEW,
 )
 from scheduler.api.routes import add_routes
+from scheduler.api.sse import SSE
 from scheduler.backends.base import Backend, Identity, Kind
 from scheduler.domain.batches import BatchService
 from scheduler.domain.events import EventHub
@@ -117,7 +118,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     )
     tasks = [
         asyncio.create_task(
-            watching(backend, view, kind, health, restarted), name=f"watching-{kind.value}"
+            watching(backend, view, kind=kind, health=health, on_restart=restarted),
+            name=f"watching-{kind.value}",
         )
         for kind in Kind
     ]
@@ -201,7 +203,9 @@ def create_app(
     )
     app[SCHEDULES] = Schedules(settings.definition, app[SERVICE], view)
     # GET /api/v1/events: always subscribed, so a client that comes back finds the ring filled.
-    events = EventHub(ring_size=settings.events_ring_size, queue_size=settings.events_queue_size)
+    events = EventHub(
+        SSE, ring_size=settings.events_ring_size, queue_size=settings.events_queue_size
+    )
     notifier.subscribe(events.publish)
     serve_events(app, events)
     app[SWAGGER] = render().encode()

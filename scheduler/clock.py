@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+# Replicas' clocks differ a little: a deadline another replica wrote is judged passed only this
+# much after it (a creation about to commit, an Idempotency-Key claim about to be used).
+CLOCK_SKEW_SECONDS = 2.0
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from scheduler.clock import utcnow
+
 # As Kubernetes CronJobs (robfig/cron) spell them.
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -62,7 +64,7 @@ def parse_cron(expression: str, time_zone: str = "UTC") -> Cron:
             "(minute hour day-of-month month day-of-week)"
         )
     try:
-        next(CronSim(fields, datetime.now(UTC).astimezone(zone)))
+        next(CronSim(fields, utcnow().astimezone(zone)))
     except CronSimError as exc:
         raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from exc
     except StopIteration:

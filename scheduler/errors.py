@@ -43,11 +43,6 @@ class NotFoundError(SchedulerError):
     reason = "NotFound"
 
 
-class MethodNotAllowedError(SchedulerError):
-    http_status = 405
-    reason = "MethodNotAllowed"
-
-
 class ConflictError(SchedulerError):
     http_status = 409
     reason = "Conflict"

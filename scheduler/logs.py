@@ -16,21 +16,18 @@ from typing import Any
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
-_make_record = logging.getLogRecordFactory()
-
-
-def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    # Stamped when the record is made, so handlers that format later (queues) keep the id.
-    record = _make_record(*args, **kwargs)
-    rid = request_id.get()
-    if rid is not None:
-        record.request_id = rid
-    return record
-
-
-if getattr(logging.getLogRecordFactory(), "__name__", "") != _record_with_request_id.__name__:
-    logging.setLogRecordFactory(_record_with_request_id)
 _NEVER_LOGGED = frozenset({"payload", "data", "secret", "body"})
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the request it was logged for, if any (a record that
+    names one itself keeps it). It runs in the task that logged, as our handler writes at once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id.get()
+        if rid is not None and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,6 +51,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from scheduler.backends.base import Backend
-from scheduler.errors import SchedulerError
+from scheduler.loops import forever
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +19,9 @@ def sweep_interval(grace_seconds: float) -> float:
 
 
 async def recovering(backend: Backend, interval_seconds: float) -> None:
-    while True:
-        try:
-            settled = await backend.recover()
-            if settled:
-                log.info("settled %d half-made creations", settled)
-        except SchedulerError as exc:
-            log.warning("the recovery sweep failed; it runs again shortly: %s", exc.message)
-        except Exception:
-            # A bug or an odd object must not end the sweep for good: half-made creations
-            # would then never be settled.
-            log.exception("the recovery sweep failed unexpectedly; it runs again shortly")
-        await asyncio.sleep(interval_seconds)
+    async def sweeping() -> None:
+        settled = await backend.recover()
+        if settled:
+            log.info("settled %d half-made creations", settled)
+
+    await forever("the recovery sweep", sweeping, log=log, interval_seconds=interval_seconds)

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import logging
 import math
-import random
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from scheduler.backoff import Backoff
 from scheduler.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _seconds(value: str) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def signature(secret: bytes, event_id: str, timestamp: str, body: bytes) -> str:
+def signature(secret: bytes, *, event_id: str, timestamp: str, body: bytes) -> str:
     """The `X-Scheduler-Signature` value of one attempt."""
     signed = b".".join((event_id.encode(), timestamp.encode(), body))
     return "sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
@@ -243,8 +243,9 @@ class WebhookSender:
                     self._metrics.webhook_queue.set(len(self._waiting))
                     answer = await self._post(event)
                 # A retry keeps its key's later events back but frees its slot while it waits.
+                backoff = Backoff(self._backoff_initial, self._backoff_max, jitter="full")
                 while answer.retryable and event.attempts < self._attempts:
-                    await asyncio.sleep(self._delay(event.attempts, answer.retry_after_seconds))
+                    await asyncio.sleep(backoff.delay_after(answer.retry_after_seconds))
                     async with self._slots:
                         answer = await self._post(event)
                 self._in_flight.discard(event)
@@ -265,7 +266,9 @@ class WebhookSender:
             TIMESTAMP_HEADER: timestamp,
         }
         if self._secret is not None:
-            headers[SIGNATURE_HEADER] = signature(self._secret, event.id, timestamp, event.body)
+            headers[SIGNATURE_HEADER] = signature(
+                self._secret, event_id=event.id, timestamp=timestamp, body=event.body
+            )
         try:
             async with self._session.post(
                 self._url, data=event.body, headers=headers, allow_redirects=False
@@ -286,13 +289,6 @@ class WebhookSender:
                 answer.detail,
             )
         return answer
-
-    def _delay(self, attempts_made: int, retry_after_seconds: float | None) -> float:
-        if retry_after_seconds is not None:
-            return min(retry_after_seconds, self._backoff_max)
-        # Full jitter; the exponent is capped so a large `attempts` cannot overflow a float.
-        ceiling = min(self._backoff_max, self._backoff_initial * 2 ** min(attempts_made - 1, 60))
-        return random.uniform(0, ceiling)
 
     def _settle(self, event: _Event, answer: _Answer) -> None:
         if answer.delivered:

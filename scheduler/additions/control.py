@@ -70,7 +70,7 @@ def _result(operation_id: str, summary: str, parameters: list[dict[str, Any]]) -
 
 
 def _restart(
-    operation_id: str, summary: str, description: str, parameters: list[dict[str, Any]]
+    operation_id: str, *, summary: str, description: str, parameters: list[dict[str, Any]]
 ) -> Any:
     return {
         "tags": [TAG],
@@ -101,17 +101,27 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/jobs/{jobName}/restart": {
-        "post": _restart("restartJob", "Restart job", _RESTART_DESCRIPTION, [_job()]),
+        "post": _restart(
+            "restartJob",
+            summary="Restart job",
+            description=_RESTART_DESCRIPTION,
+            parameters=[_job()],
+        ),
     },
     "/batches/{batchName}/restart": {
-        "post": _restart("restartBatch", "Restart batch", _BATCH_RESTART_DESCRIPTION, [_batch()]),
+        "post": _restart(
+            "restartBatch",
+            summary="Restart batch",
+            description=_BATCH_RESTART_DESCRIPTION,
+            parameters=[_batch()],
+        ),
     },
     "/batches/{batchName}/jobs/{jobName}/restart": {
         "post": _restart(
             "restartBatchJob",
-            "Restart batch job",
-            _RESTART_DESCRIPTION,
-            [_batch(), _batch_job()],
+            summary="Restart batch job",
+            description=_RESTART_DESCRIPTION,
+            parameters=[_batch(), _batch_job()],
         ),
     },
 }

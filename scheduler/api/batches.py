@@ -5,10 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from scheduler.api.jobs import json_response, parse_body
+from scheduler.api.bodies import JSON, create_response, json_response, parse_body
 from scheduler.api.keys import BATCHES, IDEMPOTENCY
 from scheduler.domain.batches import EMPTY_BATCH
-from scheduler.domain.idempotency import HEADER as IDEMPOTENCY_KEY
 from scheduler.errors import InvalidError
 from scheduler.models import BatchScheduleDescription, BatchStatus
 
@@ -21,19 +20,17 @@ async def create_batch(request: web.Request) -> web.Response:
     )
     if description is None:
         raise InvalidError(EMPTY_BATCH)
-    key = request.headers.get(IDEMPOTENCY_KEY)
-    if key is None:
-        status = await request.app[BATCHES].create(description)
-    else:
-        status = await request.app[IDEMPOTENCY].create_batch(key, description)
-    response = json_response(status)
-    response.headers["X-Job-Name"] = status.name
-    return response
+    return await create_response(
+        request,
+        description,
+        create=request.app[BATCHES].create,
+        create_with_key=request.app[IDEMPOTENCY].create_batch,
+    )
 
 
 async def get_batches(request: web.Request) -> web.Response:
     body = _BATCH_LIST.dump_json(request.app[BATCHES].statuses(), by_alias=True)
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=body, content_type=JSON)
 
 
 async def get_batch(request: web.Request) -> web.Response:

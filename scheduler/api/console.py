@@ -10,6 +10,7 @@ from aiohttp import web
 
 from scheduler import __version__
 from scheduler.api import docs
+from scheduler.api.bodies import json_response
 from scheduler.api.keys import SETTINGS
 from scheduler.models.info import SchedulerInfo
 from scheduler.models.jobs import MAX_PAYLOAD_BYTES
@@ -62,7 +63,7 @@ async def get_info(request: web.Request) -> web.Response:
         version=__version__,
         max_payload_bytes=MAX_PAYLOAD_BYTES,
     )
-    return web.Response(text=info.model_dump_json(by_alias=True), content_type="application/json")
+    return json_response(info)
 
 
 def _is_under(path: str, prefix: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api.jobs import json_response
+from scheduler.api.bodies import json_response
 from scheduler.api.keys import RESTARTS, RESULTS
 
 # A result is whatever the job wrote: bytes of its own format.

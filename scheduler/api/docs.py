@@ -9,6 +9,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
+from scheduler.api.bodies import JSON
 from scheduler.api.keys import SWAGGER
 
 SWAGGER_UI_DIR = Path(swagger_ui_bundle.swagger_ui_path)
@@ -44,7 +45,7 @@ _INDEX = f"""<!DOCTYPE html>
 
 
 async def swagger_json(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[SWAGGER], content_type="application/json")
+    return web.Response(body=request.app[SWAGGER], content_type=JSON)
 
 
 async def swagger_ui(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
+from scheduler.api.bodies import JOB_NAME_HEADER, JSON
 from scheduler.api.keys import METRICS
 from scheduler.errors import BackendError, BackendUnavailableError, BusyError, SchedulerError
 from scheduler.logs import request_id
@@ -37,7 +38,7 @@ _MAX_PARSE_ERROR_CHARS = 200
 
 def status_response(message: str, reason: str, code: int) -> web.Response:
     body = failure(message, reason, code).model_dump_json(by_alias=True)
-    return web.Response(status=code, text=body, content_type="application/json")
+    return web.Response(status=code, text=body, content_type=JSON)
 
 
 def _route_template(request: web.Request) -> str:
@@ -47,7 +48,7 @@ def _route_template(request: web.Request) -> str:
 
 def _created_name(response: web.StreamResponse) -> str | None:
     """The job a successful POST created, so its request line names it too."""
-    return response.headers.get("X-Job-Name")
+    return response.headers.get(JOB_NAME_HEADER)
 
 
 def _request_id(request: web.Request) -> str:
@@ -127,6 +128,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 request.path,
                 response.status,
                 extra={
+                    # The request line names its id under any handler, with our filter or not.
+                    "request_id": request_id.get(),
                     "route": route,
                     "status": response.status,
                     "duration_ms": round(elapsed * 1000, 2),

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from scheduler.api.errors import REQUEST_ID
 from scheduler.api.keys import EVENTS, SETTINGS
 from scheduler.domain.events import EventHub, Subscription
 from scheduler.logs import request_id
@@ -43,7 +44,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     job, batch = request.query.get("job") or None, request.query.get("batch") or None
     open_streams = request.app[_OPEN_STREAMS]
     # The error middleware sets this header when a response ends: too late for a stream's.
-    headers = {**STREAM_HEADERS, "X-Request-Id": request_id.get() or ""}
+    headers = {**STREAM_HEADERS, REQUEST_ID: request_id.get() or ""}
     if request.method == "HEAD":
         return web.Response(headers=headers)  # the GET's headers; there is no body to wait for
     response = web.StreamResponse(headers=headers)

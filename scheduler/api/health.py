@@ -7,6 +7,7 @@ import json
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from scheduler.api.bodies import JSON
 from scheduler.api.keys import HEALTH, METRICS, VIEW
 
 # The probes: kubelet calls them by the pod's address, with no token, and they tell nothing.
@@ -22,7 +23,7 @@ async def readyz(request: web.Request) -> web.Response:
     if reason is None:
         return web.Response(text="ok\n")
     body = json.dumps({"ready": False, "reason": reason})
-    return web.Response(status=503, text=body, content_type="application/json")
+    return web.Response(status=503, text=body, content_type=JSON)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from scheduler.api.errors import REQUEST_ID
 from scheduler.api.keys import LOGS
 from scheduler.domain.logs import LogOptions
 from scheduler.errors import InvalidError, SchedulerError
@@ -108,7 +109,7 @@ async def _streaming(
     chunks = await opening()  # errors until here are answered as a Status
     async with contextlib.aclosing(chunks):
         # The error middleware adds it too late for a response sent already.
-        response.headers["X-Request-Id"] = request_id.get() or ""
+        response.headers[REQUEST_ID] = request_id.get() or ""
         await response.prepare(request)
         if request.method == "HEAD":
             await response.write_eof()

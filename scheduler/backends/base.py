@@ -168,12 +168,12 @@ class PodRecord:
 
 Record = JobRecord | PodRecord
 # OPENED: the stream is established (nothing changed); readiness needs it in a quiet namespace.
-EventType = Literal["OPENED", "ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+WatchEventType = Literal["OPENED", "ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
 
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
-    type: EventType
+    type: WatchEventType
     resource_version: str
     record: Record | None  # None for OPENED and BOOKMARK
 

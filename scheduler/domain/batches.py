@@ -45,6 +45,7 @@ class BatchService:
         definition: JobDefinition,
         backend: Backend,
         view: JobView,
+        *,
         name_factory: Callable[[str], str] = new_batch_name,
         creating: Callable[[str], AbstractContextManager[None]] = lambda name: nullcontext(),
     ) -> None:

@@ -1,15 +1,18 @@
 """The event stream's hub: it numbers the Notifier's events, keeps the last ones in a ring for
 clients that come back, and fans each out to its subscribers through bounded queues. Publishing
 never waits on a subscriber: one that falls too far behind gets a `reset` and is dropped.
+
+How an event looks on the wire is the API layer's `Framing`; the hub frames each event once and
+shares that frame with every subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
@@ -27,16 +30,18 @@ BUSY_RETRY_AFTER_SECONDS = 10
 # Our ids are microseconds since 1970 (16 digits now); a longer one is not ours, and Python
 # would refuse to read one of more than 4300 digits.
 MAX_ID_DIGITS = 20
-# The SSE event name of a frame that tells the client to list jobs and batches again.
-RESET = "reset"
-# A comment: it keeps idle connections (and proxies) open and shows the client the stream lives.
-HEARTBEAT = b": heartbeat\n\n"
 
 
-def sse_frame(event_id: int, name: str, data: bytes) -> bytes:
-    """One Server-Sent Events frame; every line of `data` gets its own `data:` field."""
-    lines = b"".join(b"data: %s\n" % line for line in data.split(b"\n"))
-    return b"id: %d\nevent: %s\n%s\n" % (event_id, name.encode(), lines)
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How the hub's events go on the wire, given by the API layer."""
+
+    # An event's frame from its id, its name (Create, Update, Delete) and its JSON body.
+    event: Callable[[int, str, bytes], bytes]
+    # The frame that tells a client to list jobs and batches again, with its id and why.
+    reset: Callable[[int, str], bytes]
+    # What keeps an idle stream (and the proxies on its way) open.
+    heartbeat: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ class Subscription:
     need more. Use it as a context manager: leaving it unsubscribes.
     """
 
-    def __init__(self, hub: EventHub, job: str | None, batch: str | None, capacity: int) -> None:
+    def __init__(self, hub: EventHub, *, job: str | None, batch: str | None, capacity: int) -> None:
         self.job, self.batch = job, batch
         self._hub = hub
         self._capacity = capacity
@@ -137,12 +142,15 @@ class EventHub:
 
     def __init__(
         self,
+        framing: Framing,
+        *,
         ring_size: int = DEFAULT_RING_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         first_id: int | None = None,
         max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
     ) -> None:
         self.max_subscribers = max_subscribers
+        self._framing = framing
         self._ring: deque[StreamEvent] = deque(maxlen=ring_size)
         self._queue_size = queue_size
         self._next_id = time.time_ns() // 1000 if first_id is None else first_id
@@ -181,7 +189,7 @@ class EventHub:
         self._next_id += 1
         if not self._listened:
             return
-        frame = sse_frame(event_id, event.event.root.value, notification.body)
+        frame = self._framing.event(event_id, event.event.root.value, notification.body)
         published = StreamEvent(event_id, batch, jobs, frame)
         self._ring.append(published)
         for subscription in tuple(self._subscribers):
@@ -203,7 +211,7 @@ class EventHub:
                 BUSY_RETRY_AFTER_SECONDS,
             )
         self._listened = True
-        subscription = Subscription(self, job, batch, self._queue_size)
+        subscription = Subscription(self, job=job, batch=batch, capacity=self._queue_size)
         if after is not None:
             missed = self._since(after)
             if isinstance(missed, str):
@@ -217,9 +225,9 @@ class EventHub:
         return subscription
 
     def heartbeat(self) -> None:
-        """Queue a heartbeat comment for every subscriber (it takes a place in the queue too)."""
+        """Queue a heartbeat for every subscriber (it takes a place in the queue too)."""
         for subscription in tuple(self._subscribers):
-            if not subscription._offer(HEARTBEAT):
+            if not subscription._offer(self._framing.heartbeat):
                 self._drop(subscription)
 
     def close(self) -> None:
@@ -254,5 +262,4 @@ class EventHub:
 
     def _reset_frame(self, reason: str) -> bytes:
         # Its id is the newest event's: a client that lists again after it resumes from there.
-        data = json.dumps({"reason": f"{reason}: list jobs and batches again"}).encode()
-        return sse_frame(self.last_id, RESET, data)
+        return self._framing.reset(self.last_id, reason)

@@ -14,12 +14,13 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
 
 from scheduler.backends.base import Claim, ClaimKind, KeyStore
+from scheduler.clock import CLOCK_SKEW_SECONDS, utcnow
 from scheduler.domain.batches import BatchService
 from scheduler.domain.jobs import JobService
 from scheduler.domain.view import JobView
@@ -30,6 +31,7 @@ from scheduler.errors import (
     NotReadyError,
     SchedulerError,
 )
+from scheduler.loops import forever
 from scheduler.models import (
     BatchScheduleDescription,
     BatchStatus,
@@ -37,26 +39,20 @@ from scheduler.models import (
     JobStatus,
 )
 from scheduler.names import new_batch_name, new_job_name
+from scheduler.settings import DEFAULT_CREATE_GRACE_SECONDS, DEFAULT_IDEMPOTENCY_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
-DEFAULT_TTL_SECONDS = 24 * 3600.0
 MAX_KEY_LENGTH = 255
 # How long a repeat waits for the first request's job to appear before answering 409.
 IN_PROGRESS_WAIT_SECONDS = 10.0
 IN_PROGRESS_POLL_SECONDS = 0.05
 IN_PROGRESS = f"a request with this {HEADER} is in progress; retry"
-# Replicas' clocks differ a little; a claim is judged abandoned only this much after its grace.
-CLOCK_SKEW_SECONDS = 2.0
 # Claims taken over or expired between our reads are claimed again, this many times in all.
 _ROUNDS = 3
 
 Result = TypeVar("Result")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _sha256(text: str) -> str:
@@ -93,9 +89,10 @@ class Idempotency:
         view: JobView,
         jobs: JobService,
         batches: BatchService,
-        ttl_seconds: float = DEFAULT_TTL_SECONDS,
-        grace_seconds: float = 30.0,
-        clock: Callable[[], datetime] = _now,
+        *,
+        ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+        grace_seconds: float = DEFAULT_CREATE_GRACE_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
         wait_seconds: float = IN_PROGRESS_WAIT_SECONDS,
     ) -> None:
         self._keys = keys
@@ -111,35 +108,37 @@ class Idempotency:
     async def create_job(self, key: str, description: JobScheduleDescription) -> JobStatus:
         return await self._create(
             key,
-            "job",
-            description,
-            lambda name: self._jobs.create(description, name=name),
-            self._view.status,
-            new_job_name,
+            kind="job",
+            body=description,
+            create=lambda name: self._jobs.create(description, name=name),
+            find=self._view.status,
+            new_name=new_job_name,
         )
 
     async def create_batch(self, key: str, description: BatchScheduleDescription) -> BatchStatus:
         return await self._create(
             key,
-            "batch",
-            description,
-            lambda name: self._batches.create(description, fixed_name=name),
-            self._batches.find,
-            new_batch_name,
+            kind="batch",
+            body=description,
+            create=lambda name: self._batches.create(description, fixed_name=name),
+            find=self._batches.find,
+            new_name=new_batch_name,
         )
 
     async def expiring(self, interval_seconds: float) -> None:
         """Remove expired claims now and then (a repeat never honours one anyway)."""
-        while True:
-            try:
-                await self._keys.expire_keys(self._clock() - self._ttl)
-            except SchedulerError as exc:
-                log.warning("removing expired Idempotency-Key claims failed: %s", exc.message)
-            await asyncio.sleep(interval_seconds)
+
+        async def expire() -> None:
+            await self._keys.expire_keys(self._clock() - self._ttl)
+
+        await forever(
+            f"removing expired {HEADER} claims", expire, log=log, interval_seconds=interval_seconds
+        )
 
     async def _create(
         self,
         key: str,
+        *,
         kind: ClaimKind,
         body: BaseModel,
         create: Callable[[str], Awaitable[Result]],

@@ -50,6 +50,7 @@ def build_request(
     definition: JobDefinition,
     description: JobScheduleDescription,
     name: str,
+    *,
     batch_name: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
@@ -135,6 +136,7 @@ class JobService:
         definition: JobDefinition,
         backend: Backend,
         view: JobView,
+        *,
         name_factory: Callable[[str], str] = new_job_name,
     ) -> None:
         self.definition = definition

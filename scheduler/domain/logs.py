@@ -55,6 +55,7 @@ class LogReader:
         backend: Backend,
         view: JobView,
         batches: BatchService,
+        *,
         max_followers: int = DEFAULT_MAX_FOLLOWERS,
     ) -> None:
         self.max_followers = max_followers
@@ -92,13 +93,15 @@ class LogReader:
             self.following += 1
         try:
             status, pod = await self._first_attempt(resolve, options)
-            chunks = self._read(status.name, pod, options, options.tail)
+            chunks = self._read(status.name, pod, options=options, tail=options.tail)
             await anext(chunks, b"")  # opened
         except BaseException:
             if options.follow:
                 self.following -= 1
             raise
-        streaming = self._streaming(resolve, options, status.name, pod.pod_index, chunks)
+        streaming = self._streaming(
+            resolve, options, job=status.name, index=pod.pod_index, chunks=chunks
+        )
         # It owns the open log (and the follower's place) from here on, and gives them up.
         await anext(streaming)
         return streaming
@@ -128,6 +131,7 @@ class LogReader:
         self,
         resolve: Resolve,
         options: LogOptions,
+        *,
         job: str,
         index: int,
         chunks: AsyncGenerator[bytes, None],
@@ -146,7 +150,7 @@ class LogReader:
                 if later is None:
                     return
                 index = later.pod_index
-                chunks = self._read(job, later, options, None)
+                chunks = self._read(job, later, options=options, tail=None)
         finally:
             if options.follow:
                 self.following -= 1
@@ -167,7 +171,7 @@ class LogReader:
             await self._change_of(status.name)
 
     def _read(
-        self, job: str, pod: PodStatus, options: LogOptions, tail: int | None
+        self, job: str, pod: PodStatus, *, options: LogOptions, tail: int | None
     ) -> AsyncGenerator[bytes, None]:
         return self._backend.read_log(
             job, pod.name, follow=options.follow, tail=tail, timestamps=options.timestamps

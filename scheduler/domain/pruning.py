@@ -16,6 +16,7 @@ from typing import TypeVar
 from scheduler.domain.batch_status import is_batch_done, is_batch_succeeded
 from scheduler.domain.view import JobView
 from scheduler.errors import NotFoundError, SchedulerError
+from scheduler.loops import forever
 from scheduler.models import BatchStatus, JobStatus, JobStatusEnum
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Pruner:
         self,
         view: JobView,
         delete: Callable[[str], Awaitable[None]],
+        *,
         limit: int,
         delete_batch: Callable[[str], Awaitable[object]] | None = None,
         batches: Callable[[], list[BatchStatus]] = list,
@@ -121,8 +123,14 @@ class Pruner:
 
     async def pruning(self) -> None:
         """Run forever: wait for a completion, prune, then rest at least the minimum interval."""
-        while True:
-            await self._wanted.wait()
-            self._wanted.clear()
-            await self.prune_once()
-            await asyncio.sleep(self._min_interval)
+        await forever(
+            "pruning the history",
+            self._prune_when_wanted,
+            log=log,
+            interval_seconds=self._min_interval,
+        )
+
+    async def _prune_when_wanted(self) -> None:
+        await self._wanted.wait()
+        self._wanted.clear()
+        await self.prune_once()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from scheduler.backends.base import Backend
+from scheduler.clock import utcnow
 from scheduler.domain.batch_status import DONE_JOB_STATUSES
 from scheduler.domain.batches import BatchService
 from scheduler.domain.view import JobView
@@ -37,17 +38,14 @@ def check_restartable(status: JobStatus) -> None:
         )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Restarter:
     def __init__(
         self,
         backend: Backend,
         view: JobView,
         batches: BatchService,
-        clock: Callable[[], datetime] = _now,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._backend = backend
         self._view = view

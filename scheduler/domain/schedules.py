@@ -12,20 +12,22 @@ schedule's runs only (a run carries its schedule's name).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from scheduler.backoff import Backoff
+from scheduler.clock import utcnow
 from scheduler.cron import Cron, next_tick, parse_cron
 from scheduler.domain.jobs import JobService
 from scheduler.domain.stopping import is_stoppable
 from scheduler.domain.view import JobView
 from scheduler.errors import ConflictError, SchedulerError
+from scheduler.loops import Stop, forever
 from scheduler.models import EnvVars, JobScheduleDescription, JobStatus, JobStatusEnum
 from scheduler.models.schedules import ScheduleStatus
+from scheduler.names import run_name
 from scheduler.radixconfig import JobDefinition, Schedule
 
 log = logging.getLogger(__name__)
@@ -39,23 +41,9 @@ ACTIVE = frozenset(
 MAX_SLEEP_SECONDS = 60.0
 # A tick whose timer woke later than this is missed, not run late.
 STARTING_DEADLINE_SECONDS = 60.0
-_SUFFIX_LENGTH = 8
 
 Clock = Callable[[], datetime]
 SleepUntil = Callable[[datetime], Awaitable[None]]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def run_name(job: str, schedule: str, tick: datetime) -> str:
-    """`<job>-<yyyymmddHHMMSS of the tick>-<8 letters from a hash of schedule and tick>`: the
-    same for every replica, so a tick's run is created once."""
-    tick = tick.astimezone(UTC)
-    digest = hashlib.sha256(f"{schedule}\n{tick:%Y-%m-%dT%H:%M:%SZ}".encode()).digest()
-    letters = "".join(string.ascii_lowercase[byte % 26] for byte in digest[:_SUFFIX_LENGTH])
-    return f"{job}-{tick:%Y%m%d%H%M%S}-{letters}"
 
 
 def job_id(schedule: str) -> str:
@@ -69,6 +57,7 @@ class _Timer:
     skipped: int = 0  # ticks that Forbid skipped
     missed: int = 0  # ticks whose timer woke too late
     started: int = 0  # runs this scheduler created
+    after: datetime | None = None  # the next tick is the first after this; None: after now
 
 
 class Schedules:
@@ -77,7 +66,7 @@ class Schedules:
         definition: JobDefinition,
         jobs: JobService,
         view: JobView,
-        clock: Clock = _now,
+        clock: Clock = utcnow,
         sleep_until: SleepUntil | None = None,
     ) -> None:
         self._definition = definition
@@ -131,25 +120,30 @@ class Schedules:
 
     async def _timing(self, name: str) -> None:
         timer = self._timers[name]
-        after = self._clock()
-        while True:
+        await forever(
+            f"the timer of schedule {name}", lambda: self._tick(timer), log=log, backoff=Backoff()
+        )
+
+    async def _tick(self, timer: _Timer) -> None:
+        """Sleep until the timer's next tick, then run it, or miss it when woken too late."""
+        name = timer.schedule.name
+        try:
+            tick = next_tick(timer.cron, timer.after or self._clock())
+        except ValueError as exc:
+            log.error("schedule %s stops: %s", name, exc)
+            raise Stop from exc
+        await self._sleep_until(tick)
+        late = (self._clock() - tick).total_seconds()
+        if late > STARTING_DEADLINE_SECONDS:
+            timer.missed += 1
+            log.warning("schedule %s missed its tick at %s", name, tick.isoformat())
+        else:
             try:
-                tick = next_tick(timer.cron, after)
-            except ValueError as exc:
-                log.error("schedule %s stops: %s", name, exc)
-                return
-            await self._sleep_until(tick)
-            late = (self._clock() - tick).total_seconds()
-            if late > STARTING_DEADLINE_SECONDS:
-                timer.missed += 1
-                log.warning("schedule %s missed its tick at %s", name, tick.isoformat())
-            else:
-                try:
-                    await self.fire(name, tick)
-                except Exception:
-                    log.exception("the run of schedule %s at %s failed", name, tick.isoformat())
-            # Ticks that passed while this one ran are missed, not run late.
-            after = max(tick, self._clock())
+                await self.fire(name, tick)
+            except Exception:
+                log.exception("the run of schedule %s at %s failed", name, tick.isoformat())
+        # Ticks that passed while this one ran are missed, not run late.
+        timer.after = max(tick, self._clock())
 
     async def _sleeping_until(self, moment: datetime) -> None:
         delay = (moment - self._clock()).total_seconds()

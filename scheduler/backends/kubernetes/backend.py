@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,35 +27,43 @@ from scheduler.backends.kubernetes.manifests import label_selector, stop_patch
 from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.backends.kubernetes.recovering import LIST_PAGE_SIZE, sweep
 from scheduler.backends.kubernetes.restarting import Restarter, is_being_replaced, record_name
+from scheduler.clock import utcnow
 from scheduler.errors import BackendError, BackendUnavailableError, ConflictError, NotFoundError
 
-DEFAULT_CREATE_GRACE_SECONDS = 30.0
 # A delete is conditional on the Job not having changed since it was read (a restart may take
 # hold of it in between); it is tried this many times while the Job's status keeps changing.
 DELETE_ATTEMPTS = 5
 _RESOURCE_OF = {Kind.JOB: Resource.JOBS, Kind.POD: Resource.PODS}
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class KubernetesBackend:
+    """The `Backend` port over one namespace of a Kubernetes API server.
+
+    `create_grace_seconds` is how long a creation may take before the recovery sweep (of any
+    replica) settles what it left half-made; `configuration` (a client configuration) stands in
+    for `kubeconfig` or the pod's service account.
+    """
+
     def __init__(
         self,
         identity: Identity,
+        *,
+        create_grace_seconds: float,
         kubeconfig: Path | None = None,
         configuration: Any = None,
-        create_grace_seconds: float = DEFAULT_CREATE_GRACE_SECONDS,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.identity = identity
         self._api = KubeApi(identity.namespace, kubeconfig, configuration)
         self._selector = label_selector(identity)
         self._clock = clock
-        self._creator = Creator(self._api, identity, create_grace_seconds, clock)
+        self._creator = Creator(
+            self._api, identity, grace_seconds=create_grace_seconds, clock=clock
+        )
         self.keys = KubernetesKeys(self._api, identity)
-        self._restarter = Restarter(self._api, identity, create_grace_seconds, clock)
+        self._restarter = Restarter(
+            self._api, identity, grace_seconds=create_grace_seconds, clock=clock
+        )
 
     async def start(self) -> None:
         await self._api.start()
@@ -131,7 +139,9 @@ class KubernetesBackend:
         return await self._restarter.restart(name, uid, now)
 
     async def recover(self) -> int:
-        return await sweep(self._api, self.identity, self._clock(), self._restarter.settle)
+        return await sweep(
+            self._api, self.identity, now=self._clock(), finish_restart=self._restarter.settle
+        )
 
     @staticmethod
     def _record(kind: Kind, obj: dict[str, Any]) -> Record:
@@ -141,7 +151,9 @@ class KubernetesBackend:
         records: list[Record] = []
         token: str | None = None
         while True:
-            page = await self._api.list(_RESOURCE_OF[kind], self._selector, LIST_PAGE_SIZE, token)
+            page = await self._api.list(
+                _RESOURCE_OF[kind], self._selector, limit=LIST_PAGE_SIZE, token=token
+            )
             records.extend(self._record(kind, item) for item in page.get("items") or ())
             metadata = page.get("metadata") or {}
             token = metadata.get("continue")

@@ -319,7 +319,7 @@ class KubeApi:
             raise NotFoundError(f"{resource.value} {name} not found: {exc.message}") from exc
 
     async def list(
-        self, resource: Resource, selector: str, limit: int, token: str | None = None
+        self, resource: Resource, selector: str, *, limit: int, token: str | None = None
     ) -> dict[str, Any]:
         """One page of a list."""
         params = {"labelSelector": selector, "limit": str(limit)}

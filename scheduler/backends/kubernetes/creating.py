@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.backends.base import BatchRequest, Identity, JobRecord, JobRequest
@@ -31,6 +31,7 @@ from scheduler.backends.kubernetes.manifests import (
     has_anchor,
 )
 from scheduler.backends.kubernetes.records import job_record
+from scheduler.clock import utcnow
 from scheduler.errors import (
     BackendUnavailableError,
     NotFoundError,
@@ -44,17 +45,14 @@ GRACE_PER_BATCH_JOB_SECONDS = 0.05
 START_RETRY_DELAYS_SECONDS = (0.1, 0.5)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Creator:
     def __init__(
         self,
         api: KubeApi,
         identity: Identity,
+        *,
         grace_seconds: float,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._api = api
         self._identity = identity

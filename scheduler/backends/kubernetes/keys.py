@@ -34,7 +34,7 @@ def claim_name(key_hash: str) -> str:
 
 
 def build_claim(
-    identity: Identity, key_hash: str, body_hash: str, kind: ClaimKind, name: str, now: datetime
+    identity: Identity, key_hash: str, *, body_hash: str, kind: ClaimKind, name: str, now: datetime
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -93,7 +93,9 @@ class KubernetesKeys:
     async def claim_key(
         self, key_hash: str, body_hash: str, kind: ClaimKind, name: str, now: datetime
     ) -> Claim:
-        body = build_claim(self._identity, key_hash, body_hash, kind, name, now)
+        body = build_claim(
+            self._identity, key_hash, body_hash=body_hash, kind=kind, name=name, now=now
+        )
         for _ in range(CLAIM_ATTEMPTS):
             try:
                 return claim_of(await self._api.create(Resource.CONFIGMAPS, body), new=True)

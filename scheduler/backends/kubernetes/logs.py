@@ -77,7 +77,7 @@ async def reading(
                 if last := cursor.rest():
                     yield last
                 return
-            reopened = await _reopen(api, pod, container, cursor)
+            reopened = await _reopen(api, pod, container=container, cursor=cursor)
             if reopened is None:
                 return
             chunks = reopened
@@ -86,7 +86,7 @@ async def reading(
 
 
 async def _reopen(
-    api: KubeApi, pod: str, container: str, cursor: Cursor
+    api: KubeApi, pod: str, *, container: str, cursor: Cursor
 ) -> AsyncGenerator[bytes, None] | None:
     """The log again from the cursor's time, once the API server answers; None when the pod is
     gone (its log with it) or the container cannot be read any more."""

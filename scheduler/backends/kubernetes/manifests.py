@@ -89,7 +89,7 @@ def pending_selector(identity: Identity) -> str:
 
 
 def _owner_reference(
-    name: str, uid: str, kind: str = "Job", api_version: str = "batch/v1"
+    name: str, uid: str, *, kind: str = "Job", api_version: str = "batch/v1"
 ) -> dict[str, Any]:
     return {
         "apiVersion": api_version,

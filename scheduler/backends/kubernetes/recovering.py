@@ -28,19 +28,18 @@ from scheduler.backends.kubernetes.manifests import (
     pending_selector,
 )
 from scheduler.backends.kubernetes.records import parse_time
+from scheduler.clock import CLOCK_SKEW_SECONDS
 from scheduler.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
-# A creation that is about to commit when its deadline passes is given this much longer.
-CLOCK_SKEW_SECONDS = 2.0
 LIST_PAGE_SIZE = 500
 
 
 async def list_all(api: KubeApi, resource: Resource, selector: str) -> AsyncIterator[Any]:
     token: str | None = None
     while True:
-        page = await api.list(resource, selector, LIST_PAGE_SIZE, token)
+        page = await api.list(resource, selector, limit=LIST_PAGE_SIZE, token=token)
         for item in page.get("items") or ():
             yield item
         token = (page.get("metadata") or {}).get("continue")
@@ -67,6 +66,7 @@ def _is_restart(obj: dict[str, Any]) -> bool:
 async def sweep(
     api: KubeApi,
     identity: Identity,
+    *,
     now: datetime,
     finish_restart: Callable[[dict[str, Any]], Awaitable[int]] | None = None,
 ) -> int:

@@ -221,6 +221,7 @@ class Restarter:
         self,
         api: KubeApi,
         identity: Identity,
+        *,
         grace_seconds: float,
         clock: Callable[[], datetime],
     ) -> None:
@@ -379,7 +380,7 @@ class Restarter:
         selector = f"{label_selector(self._identity)},{POD_JOB_NAME_LABEL}={name}"
         token: str | None = None
         while True:
-            page = await self._api.list(Resource.PODS, selector, LIST_PAGE_SIZE, token)
+            page = await self._api.list(Resource.PODS, selector, limit=LIST_PAGE_SIZE, token=token)
             for pod in page.get("items") or ():
                 yield pod
             token = (page.get("metadata") or {}).get("continue")

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 
 from scheduler.backends.base import Claim, ClaimKind
-from scheduler.backends.local.serialize import from_text, to_text
+from scheduler.backends.local.codec import from_text, to_text
 from scheduler.backends.local.store import LocalStore
 from scheduler.errors import NotFoundError
 

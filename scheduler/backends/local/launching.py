@@ -3,13 +3,18 @@ launcher (which confines it, or where namespaces are unavailable only execs it).
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.backends.base import Identity
 from scheduler.backends.local import sandbox
+from scheduler.backends.local.schema import StoredJob
+
+log = logging.getLogger(__name__)
 
 # What a scheduler running as root runs a job as when the job names no runAsUser: nobody.
 DEFAULT_RUN_AS_USER = 65534
@@ -65,11 +70,77 @@ def home_of(user: tuple[int, int] | None, environ: Mapping[str, str]) -> str:
     return home if os.path.isdir(home) else FALLBACK_HOME
 
 
-def launch(
+class Launcher:
+    """How this scheduler launches its jobs: jobs get a few of the scheduler's variables (PATH,
+    LANG, RADIX_*...), then their own and the RADIX_* ones that name them. Under root a job runs
+    as its runAsUser, else as this one (never root unless asked); with `switch_user` False, as
+    root (for tests whose jobs write to private places)."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        state_dir: Path,
+        environ: Mapping[str, str],
+        default_run_as_user: int,
+        switch_user: bool,
+    ) -> None:
+        self._identity = identity
+        self._state_dir = state_dir
+        self._environ = dict(environ)
+        self._inherited = inherited(self._environ)
+        self._default_run_as_user = default_run_as_user
+        self._switch_user = switch_user
+        self._sandbox_problem: str | None = None
+
+    async def probe(self) -> None:
+        """Whether the sandbox works here: if not, jobs run unconfined, and the log says so."""
+        self._sandbox_problem = await sandbox.probe()
+        if self._sandbox_problem is not None:
+            log.warning(
+                "payloads cannot be mounted at their payload.path here (%s); jobs find their "
+                "payload directory in RADIX_PAYLOAD_PATH instead",
+                self._sandbox_problem,
+            )
+
+    def prepare(self, job: StoredJob, result_path: Path) -> Launch:
+        """How to run `job`'s command for an attempt that writes its result to `result_path`."""
+        request = job.request
+        command = [*(request.command or ()), *(request.args or ())]
+        user = self._job_user(request.run_as_user)
+        env = {
+            **self._inherited,
+            "HOME": home_of(user, self._environ),
+            **request.env,
+            "RADIX_JOB_NAME": job.name,
+            "RADIX_APP": self._identity.app,
+            "RADIX_ENVIRONMENT": self._identity.environment,
+            "RADIX_COMPONENT": self._identity.component,
+        }
+        payload = None
+        if request.payload_path is not None and job.payload_file is not None:
+            payload = (job.payload_file.parent, request.payload_path)
+        return _launch(
+            command,
+            env=env,
+            user=user,
+            payload=payload,
+            state_dir=self._state_dir,
+            result_path=result_path,
+            sandboxed=self._sandbox_problem is None,
+        )
+
+    def _job_user(self, run_as_user: int | None) -> tuple[int, int] | None:
+        if not self._switch_user:
+            return None
+        return job_user(run_as_user, os.geteuid(), self._default_run_as_user)
+
+
+def _launch(
     command: Sequence[str],
+    *,
     env: Mapping[str, str],
     user: tuple[int, int] | None,
-    *,
     payload: tuple[Path, str] | None,
     state_dir: Path,
     result_path: Path,

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from scheduler.backends.local.store import LocalStore
+
+log = logging.getLogger(__name__)
 
 # /proc gives start times in clock ticks after a boot time in whole seconds.
 START_TOLERANCE = timedelta(seconds=2)
@@ -74,3 +79,22 @@ def _end_group(pid: int, started: datetime) -> list[int]:
     while (left := group_members(pid)) and time.monotonic() < deadline:
         time.sleep(GONE_POLL_SECONDS)  # a worker thread's: the kernel tells no one of an end
     return left
+
+
+async def end_leftovers(store: LocalStore) -> None:
+    """Kills what attempts the last scheduler left running still have alive (where no sandbox
+    took them with it): none runs on while its job is reported as ended."""
+    for job in await store.jobs():
+        if job.state != "running":
+            continue
+        for attempt in await store.attempts(job.name):
+            if attempt.finished is not None or attempt.pid is None or attempt.started is None:
+                continue
+            left = await end_group(attempt.pid, attempt.started)
+            if left:
+                log.error(
+                    "job %s: processes %s of its last attempt did not end",
+                    job.name,
+                    ", ".join(map(str, left)),
+                    extra={"job_name": job.name},
+                )

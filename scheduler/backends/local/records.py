@@ -4,7 +4,7 @@ Kubernetes' conditions and reasons, so statuses are derived by the same code on 
 from __future__ import annotations
 
 from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
-from scheduler.backends.local.serialize import Attempt, StoredJob
+from scheduler.backends.local.schema import Attempt, StoredJob
 
 
 def job_record(job: StoredJob, attempts: list[Attempt]) -> JobRecord:

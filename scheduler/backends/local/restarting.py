@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from scheduler.backends.local.serialize import Attempt, JobChanges, JobState, StoredJob
+from scheduler.backends.local.schema import Attempt, JobChanges, JobState, StoredJob
 
 RESTARTABLE_STATES: frozenset[JobState] = frozenset({"succeeded", "failed", "stopped"})
 

@@ -136,6 +136,7 @@ class Attempt:
         self,
         argv: Sequence[str],
         env: Mapping[str, str],
+        *,
         log: BoundedLog,
         deadline_seconds: float | None,
         kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,

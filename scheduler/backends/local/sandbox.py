@@ -180,7 +180,7 @@ def _bytes(text: str | None) -> bytes | None:
 
 
 def _mount(
-    source: str | None, target: str, flags: int, fstype: str | None = None, data: str = ""
+    source: str | None, target: str, flags: int, *, fstype: str | None = None, data: str = ""
 ) -> None:
     doing = f"mount {source or fstype} on {target}"
     _call("mount", _bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data), doing=doing)
@@ -228,11 +228,11 @@ def _replicate(source: os.DirEntry[str], target: str) -> None:
             (os.rmdir if source.is_dir(follow_symlinks=False) else os.unlink)(target)
 
 
-def _layer(host: str, layer: str, route: Sequence[str], payload: str) -> None:
+def _layer(host: str, layer: str, *, route: Sequence[str], payload: str) -> None:
     """Mounts a tmpfs at `layer` showing the directory `host`, and the payload at the end of
     `route` (names below `host`), read-only."""
     mode = stat.S_IMODE(os.stat(host).st_mode)
-    _mount("tmpfs", layer, MS_NOSUID | MS_NODEV, "tmpfs", f"mode={mode:o}")
+    _mount("tmpfs", layer, MS_NOSUID | MS_NODEV, fstype="tmpfs", data=f"mode={mode:o}")
     name, rest = route[0], route[1:]
     with os.scandir(host) as entries:
         for entry in entries:
@@ -247,7 +247,7 @@ def _layer(host: str, layer: str, route: Sequence[str], payload: str) -> None:
         _remount_read_only(target)
     elif os.path.isdir(host_path) and not os.path.islink(host_path):
         os.mkdir(layer_path)
-        _layer(host_path, layer_path, rest, payload)
+        _layer(host_path, layer_path, route=rest, payload=payload)
     else:
         raise SandboxError(f"{host_path.removeprefix('/oldroot')} is not a directory on the host")
     # New entries here would vanish with the job; refusing them beats losing them silently.
@@ -264,12 +264,12 @@ def _build_root(payload_dir: str, route: Sequence[str]) -> None:
     _mount(None, "/", MS_REC | MS_PRIVATE)
     # A scratch tmpfs becomes the root and the host's tree moves to /oldroot, where every host
     # path, even the scratch directory's own, stays reachable while /newroot is built.
-    _mount("tmpfs", SCRATCH_DIRECTORY, MS_NOSUID | MS_NODEV, "tmpfs", "mode=0700")
+    _mount("tmpfs", SCRATCH_DIRECTORY, MS_NOSUID | MS_NODEV, fstype="tmpfs", data="mode=0700")
     os.chdir(SCRATCH_DIRECTORY)
     os.mkdir("oldroot")
     os.mkdir("newroot")
     _pivot_root(".", "oldroot")
-    _layer("/oldroot", "/newroot", route, f"/oldroot{payload_dir}")
+    _layer("/oldroot", "/newroot", route=route, payload=f"/oldroot{payload_dir}")
     _call("umount2", b"/oldroot", MNT_DETACH, doing="detach the old root")
     # Pivoting again, rather than chroot, because the kernel refuses a user namespace to a
     # chrooted process, and the job needs one more. The scratch root ends up stacked on top.
@@ -297,7 +297,7 @@ def _enter_namespaces(uid: int, gid: int) -> bool:
 def _hide(directory: str, expose: int | None, exposed: str | None) -> None:
     """Covers `directory` with an empty read-only tmpfs, showing only the directory open as
     `expose` at its host path `exposed` (below `directory`), writable."""
-    _mount("tmpfs", directory, MS_NOSUID | MS_NODEV | MS_NOEXEC, "tmpfs", "mode=0755")
+    _mount("tmpfs", directory, MS_NOSUID | MS_NODEV | MS_NOEXEC, fstype="tmpfs", data="mode=0755")
     if expose is not None and exposed is not None:
         relative = os.path.relpath(exposed, directory)
         if relative != ".." and not relative.startswith("../"):
@@ -310,7 +310,7 @@ def _hide(directory: str, expose: int | None, exposed: str | None) -> None:
 def _private_tmp_with(expose: int, target: str) -> None:
     """Gives the job a /tmp of its own (as a container has), with the directory open as
     `expose` at `target` in it."""
-    _mount("tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "tmpfs", "mode=1777")
+    _mount("tmpfs", "/tmp", MS_NOSUID | MS_NODEV, fstype="tmpfs", data="mode=1777")
     os.makedirs(target, mode=0o755)
     _mount(f"/proc/self/fd/{expose}", target, MS_BIND)
 
@@ -339,7 +339,7 @@ def _become(user: tuple[int, int]) -> None:
     os.setuid(uid)
 
 
-def _run_command(options: Options, in_user_namespace: bool, uid: int, gid: int) -> int:
+def _run_command(options: Options, *, in_user_namespace: bool, uid: int, gid: int) -> int:
     """In the job's process: drops what the job may not have, then execs its command."""
     if options.user is not None and not in_user_namespace:
         _become(options.user)  # a root launcher: setuid to anyone, and no capabilities after
@@ -389,7 +389,7 @@ def _fork_forwarding() -> int:
     return child
 
 
-def _init(options: Options, in_user_namespace: bool, uid: int, gid: int, launcher: int) -> None:
+def _init(options: Options, *, in_user_namespace: bool, uid: int, gid: int, launcher: int) -> None:
     """PID 1 of the job's namespace: sets up its view, runs the job as PID 2, reaps what else
     ends there, and when the job ends, ends too, and so (the kernel sees to it) does everything
     left in the namespace. Writes the job's wait status to `launcher` (a pipe)."""
@@ -409,7 +409,7 @@ def _init(options: Options, in_user_namespace: bool, uid: int, gid: int, launche
         parts = PurePosixPath(options.payload_path).parts
         _build_root(os.path.realpath(options.payload_dir), parts[1:])
     # Our own /proc shows the namespace's processes only: none of the scheduler's.
-    _mount("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "proc")
+    _mount("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, fstype="proc")
     if hide is not None:
         # Opened in the new root (the same path as on the host): a bind's source must be there.
         expose = None if exposed is None else os.open(exposed, os.O_PATH | os.O_DIRECTORY)
@@ -423,7 +423,7 @@ def _init(options: Options, in_user_namespace: bool, uid: int, gid: int, launche
     job = _fork_forwarding()
     if job == 0:
         os.close(launcher)
-        os._exit(_run_command(options, in_user_namespace, uid, gid))
+        os._exit(_run_command(options, in_user_namespace=in_user_namespace, uid=uid, gid=gid))
     while True:
         pid, status = os.wait()
         if pid == job:
@@ -454,7 +454,13 @@ def _launch(options: Options) -> int:
     if init == 0:
         os.close(status_read)
         try:
-            _init(options, in_user_namespace, uid, gid, status_write)
+            _init(
+                options,
+                in_user_namespace=in_user_namespace,
+                uid=uid,
+                gid=gid,
+                launcher=status_write,
+            )
         except Exception as exc:
             print(f"sandbox: {exc}", file=sys.stderr)
         os._exit(SETUP_FAILED_EXIT_CODE)

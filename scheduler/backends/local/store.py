@@ -15,31 +15,32 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, TypeVar, Unpack
 
 from scheduler.backends.base import BatchRequest, JobRequest
-from scheduler.backends.local.files import DIR_MODE, make_dir, open_regular
-from scheduler.backends.local.serialize import (
+from scheduler.backends.local.codec import attempt_from_row, job_from_row, request_to_json, to_text
+from scheduler.backends.local.files import (
+    DIR_MODE,
+    check_name,
+    is_job_name,
+    make_dir,
+    open_regular,
+    remove_paths,
+    write_payload,
+)
+from scheduler.backends.local.schema import (
     Attempt,
     AttemptReason,
     JobChanges,
-    Removed,
     StoredJob,
-    attempt_from_row,
-    check_name,
     connect,
     exists,
-    is_job_name,
-    job_from_row,
     next_value,
-    remove_paths,
-    request_to_json,
-    to_text,
     transaction,
-    write_payload,
 )
 from scheduler.errors import ConfigError, ConflictError, NotFoundError
 
@@ -58,6 +59,15 @@ MARKER_TEXT: Final = (
 )
 SUBDIRS: Final = ("payloads", "logs", "results")
 _SINGULAR: Final = {"jobs": "job", "batches": "batch"}
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What a delete took away; `version` is the counter after it."""
+
+    jobs: tuple[str, ...]
+    paths: tuple[Path, ...]
+    version: int
 
 
 class LocalStore:
@@ -214,13 +224,13 @@ class LocalStore:
                         dataclasses.replace(r, batch_name=batch.name, batch_id=batch.batch_id)
                         for r in requests
                     ]
-                return [self._inserting(conn, r, now, written) for r in requests]
+                return [self._inserting(conn, r, now=now, written=written) for r in requests]
         except BaseException:
             remove_paths(written)
             raise
 
     def _inserting(
-        self, conn: sqlite3.Connection, request: JobRequest, now: datetime, written: list[Path]
+        self, conn: sqlite3.Connection, request: JobRequest, *, now: datetime, written: list[Path]
     ) -> StoredJob:
         name = request.name
         check_name(name)
@@ -285,7 +295,7 @@ class LocalStore:
     # -- attempts -----------------------------------------------------------------------------
 
     async def start_attempt(
-        self, name: str, now: datetime, pid: int | None, log_path: Path | None = None
+        self, name: str, *, now: datetime, pid: int | None, log_path: Path | None = None
     ) -> Attempt:
         """A new attempt (the next `idx`), its log dir made. `log_path` defaults to
         `log_path(name, idx)`; with `pid=None` it is not started yet (see `record_start`)."""
@@ -314,14 +324,15 @@ class LocalStore:
 
         return await self._write(starting)
 
-    async def record_start(self, name: str, idx: int, now: datetime, pid: int) -> Attempt:
+    async def record_start(self, name: str, idx: int, *, now: datetime, pid: int) -> Attempt:
         """The attempt's process runs as `pid` since `now`."""
-        return await self._update_attempt(name, idx, "started = ?, pid = ?", to_text(now), pid)
+        return await self._update_attempt(name, idx, started=to_text(now), pid=pid)
 
     async def finish_attempt(
         self,
         name: str,
         idx: int,
+        *,
         now: datetime,
         exit_code: int | None,
         reason: AttemptReason,
@@ -329,22 +340,31 @@ class LocalStore:
         result: str | None = None,
     ) -> Attempt:
         """ConflictError when the attempt was finished already (e.g. by `mark_interrupted`)."""
-        sets = "finished = ?, exit_code = ?, reason = ?, message = ?, result = ?"
         return await self._update_attempt(
-            name, idx, sets, to_text(now), exit_code, reason, message, result
+            name,
+            idx,
+            finished=to_text(now),
+            exit_code=exit_code,
+            reason=reason,
+            message=message,
+            result=result,
         )
 
-    async def _update_attempt(self, name: str, idx: int, sets: str, *values: object) -> Attempt:
+    async def _update_attempt(self, name: str, idx: int, **columns: object) -> Attempt:
+        """Sets `columns` of the unfinished attempt and gives it a new version."""
+        sets = "".join(f"{column} = ?, " for column in columns)
+        sql = (
+            f"UPDATE attempts SET {sets}version = ?"
+            " WHERE job = ? AND idx = ? AND finished IS NULL RETURNING *"
+        )
+
         def updating(conn: sqlite3.Connection) -> Attempt:
-            rows = conn.execute(
-                f"UPDATE attempts SET {sets}, version = ?"
-                " WHERE job = ? AND idx = ? AND finished IS NULL RETURNING *",
-                (*values, next_value(conn, "version"), name, idx),
-            ).fetchall()
+            values = (*columns.values(), next_value(conn, "version"), name, idx)
+            rows = conn.execute(sql, values).fetchall()
             if rows:
                 return attempt_from_row(rows[0])
-            sql = "SELECT 1 FROM attempts WHERE job = ? AND idx = ?"
-            if conn.execute(sql, (name, idx)).fetchall():
+            found = "SELECT 1 FROM attempts WHERE job = ? AND idx = ?"
+            if conn.execute(found, (name, idx)).fetchall():
                 raise ConflictError(f"attempt {idx} of job {name} has finished already")
             raise NotFoundError(f"attempt {idx} of job {name} not found")
 

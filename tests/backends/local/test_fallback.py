@@ -112,8 +112,8 @@ async def test_a_restarted_scheduler_ends_what_a_killed_one_left_before_failing_
         now = datetime.now(UTC)
         await store.add_job(request(name), now)
         await store.update_job(name, state="running", started=now)
-        attempt = await store.start_attempt(name, now, pid=None)
-        await store.record_start(name, attempt.idx, now, leader.pid)
+        attempt = await store.start_attempt(name, now=now, pid=None)
+        await store.record_start(name, attempt.idx, now=now, pid=leader.pid)
     assert len(await wait_for_processes(marker, 3)) == 3
 
     client = await local_scheduler_factory()
@@ -135,8 +135,8 @@ async def test_a_restarted_scheduler_leaves_a_process_that_reused_the_pid_alone(
             then = datetime(2020, 1, 1, tzinfo=UTC)
             await store.add_job(request(name), then)
             await store.update_job(name, state="running", started=then)
-            attempt = await store.start_attempt(name, then, pid=None)
-            await store.record_start(name, attempt.idx, then, later.pid)
+            attempt = await store.start_attempt(name, now=then, pid=None)
+            await store.record_start(name, attempt.idx, now=then, pid=later.pid)
 
         client = await local_scheduler_factory()
 

@@ -23,12 +23,8 @@ from scheduler.backends.base import (
     PortSpec,
     RuntimeSpec,
 )
-from scheduler.backends.local.serialize import (
-    MIGRATIONS,
-    JobChanges,
-    request_from_json,
-    request_to_json,
-)
+from scheduler.backends.local.codec import request_from_json, request_to_json
+from scheduler.backends.local.schema import MIGRATIONS, JobChanges
 from scheduler.backends.local.store import (
     INTERRUPTED_MESSAGE,
     MARKER_FILE,
@@ -204,9 +200,11 @@ async def test_the_version_rises_with_every_change(store: LocalStore) -> None:
     seen.append(await store.version())
     await store.update_job("compute-1", state="running")
     seen.append(await store.version())
-    await store.start_attempt("compute-1", NOW, pid=123)
+    await store.start_attempt("compute-1", now=NOW, pid=123)
     seen.append(await store.version())
-    await store.finish_attempt("compute-1", 0, LATER, 0, "Completed", None)
+    await store.finish_attempt(
+        "compute-1", 0, now=LATER, exit_code=0, reason="Completed", message=None
+    )
     seen.append(await store.version())
     removed = await store.delete_job("compute-1")
     seen.append(await store.version())
@@ -265,11 +263,13 @@ async def test_attempts_are_numbered_and_their_log_dir_is_made(
     store: LocalStore, state_dir: Path
 ) -> None:
     await store.add_job(request("compute-1"), NOW)
-    first = await store.start_attempt("compute-1", NOW, pid=100)
+    first = await store.start_attempt("compute-1", now=NOW, pid=100)
     assert (first.idx, first.pid, first.started, first.finished) == (0, 100, NOW, None)
     assert first.log_path == store.log_path("compute-1", 0) == state_dir / "logs/compute-1/0.log"
     assert first.log_path.parent.is_dir()
-    done = await store.finish_attempt("compute-1", 0, LATER, 1, "Error", "exit code 1")
+    done = await store.finish_attempt(
+        "compute-1", 0, now=LATER, exit_code=1, reason="Error", message="exit code 1"
+    )
     assert done == dataclasses.replace(
         first,
         finished=LATER,
@@ -278,28 +278,34 @@ async def test_attempts_are_numbered_and_their_log_dir_is_made(
         message="exit code 1",
         version=done.version,
     )
-    second = await store.start_attempt("compute-1", LATER, pid=None)
+    second = await store.start_attempt("compute-1", now=LATER, pid=None)
     assert (second.idx, second.pid, second.started) == (1, None, None)
-    running = await store.record_start("compute-1", 1, LATER, 200)
+    running = await store.record_start("compute-1", 1, now=LATER, pid=200)
     assert (running.pid, running.started, running.created) == (200, LATER, LATER)
     assert await store.attempts("compute-1") == [done, running]
 
 
 async def test_finishing_an_attempt_twice_is_a_conflict(store: LocalStore) -> None:
     await store.add_job(request("compute-1"), NOW)
-    await store.start_attempt("compute-1", NOW, pid=100)
-    await store.finish_attempt("compute-1", 0, LATER, 0, "Completed", None)
+    await store.start_attempt("compute-1", now=NOW, pid=100)
+    await store.finish_attempt(
+        "compute-1", 0, now=LATER, exit_code=0, reason="Completed", message=None
+    )
     with pytest.raises(ConflictError):
-        await store.finish_attempt("compute-1", 0, LATER, 137, "Stopped", None)
+        await store.finish_attempt(
+            "compute-1", 0, now=LATER, exit_code=137, reason="Stopped", message=None
+        )
     assert (await store.attempts("compute-1"))[0].reason == "Completed"
 
 
 async def test_attempts_of_unknown_jobs_are_not_found(store: LocalStore) -> None:
     with pytest.raises(NotFoundError):
-        await store.start_attempt("nobody", NOW, pid=1)
+        await store.start_attempt("nobody", now=NOW, pid=1)
     await store.add_job(request("compute-1"), NOW)
     with pytest.raises(NotFoundError):
-        await store.finish_attempt("compute-1", 5, NOW, 0, "Completed", None)
+        await store.finish_attempt(
+            "compute-1", 5, now=NOW, exit_code=0, reason="Completed", message=None
+        )
 
 
 async def test_mark_interrupted_fails_running_jobs_and_finishes_their_attempts(
@@ -308,7 +314,7 @@ async def test_mark_interrupted_fails_running_jobs_and_finishes_their_attempts(
     for name in ("running", "waiting", "done"):
         await store.add_job(request(name), NOW)
     await store.update_job("running", state="running", started=NOW)
-    await store.start_attempt("running", NOW, pid=100)
+    await store.start_attempt("running", now=NOW, pid=100)
     await store.update_job("done", state="succeeded", completed=NOW, condition_type="Complete")
     before = {job.name: job for job in await store.jobs()}
 
@@ -351,11 +357,11 @@ async def test_delete_job_removes_its_rows_payload_dir_and_logs(
 ) -> None:
     await store.add_job(request("compute-1"), NOW)
     kept = await store.add_job(request("compute-2"), NOW)
-    attempt = await store.start_attempt("compute-1", NOW, pid=100)
+    attempt = await store.start_attempt("compute-1", now=NOW, pid=100)
     attempt.log_path.write_text("hello\n")
     elsewhere = state_dir.parent / "elsewhere.log"
     elsewhere.write_text("hello\n")
-    await store.start_attempt("compute-1", NOW, pid=101, log_path=elsewhere)
+    await store.start_attempt("compute-1", now=NOW, pid=101, log_path=elsewhere)
 
     removed = await store.delete_job("compute-1")
 
@@ -379,7 +385,7 @@ async def test_delete_batch_removes_all_its_jobs_and_their_files(
     other = await store.add_job(request("single"), NOW)
     batch = BatchRequest("batch-1", None, (request("batch-1-a"), request("batch-1-b")))
     await store.add_batch(batch, NOW)
-    await store.start_attempt("batch-1-a", NOW, pid=100)
+    await store.start_attempt("batch-1-a", now=NOW, pid=100)
 
     removed = await store.delete_batch("batch-1")
 
@@ -438,7 +444,7 @@ async def test_a_reopened_store_lists_the_same_jobs_and_counts_on(state_dir: Pat
     async with LocalStore(state_dir) as store:
         await store.add_job(request("compute-1"), NOW)
         await store.add_batch(BatchRequest("batch-1", "b", (request("batch-1-a"),)), NOW)
-        await store.start_attempt("compute-1", NOW, pid=100)
+        await store.start_attempt("compute-1", now=NOW, pid=100)
         before, attempts, version = (
             await store.jobs(),
             await store.attempts("compute-1"),
@@ -635,7 +641,7 @@ async def test_state_files_are_the_owners_alone_in_a_dir_that_was_0755(tmp_path:
     state_dir.mkdir(mode=0o755)
     async with LocalStore(state_dir) as store:
         await store.add_job(request("compute-1"), NOW)
-        attempt = await store.start_attempt("compute-1", NOW, pid=100)
+        attempt = await store.start_attempt("compute-1", now=NOW, pid=100)
         found = modes(state_dir)  # while open: with the database's -wal and -shm
     assert {"state.sqlite3-wal", "state.sqlite3-shm", "lock", MARKER_FILE} <= found.keys()
     assert {"payloads/compute-1/payload", "logs/compute-1", "results/compute-1"} <= found.keys()

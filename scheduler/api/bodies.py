@@ -1,0 +1,68 @@
+"""JSON bodies in and out: a request's body parsed as a model (422 naming what is wrong), a model
+answered as JSON, and the answer to a create, with or without an Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from scheduler.domain.idempotency import HEADER as IDEMPOTENCY_KEY
+from scheduler.errors import InvalidError
+from scheduler.models import JobStatus
+
+JSON = "application/json"
+# The name of the job or batch a create made, so that a client (and our request log) has it
+# without reading the body.
+JOB_NAME_HEADER = "X-Job-Name"
+Body = TypeVar("Body", bound=BaseModel)
+Created = TypeVar("Created", bound=JobStatus)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(body)"
+
+
+def parse_body(raw: bytes, model: type[Body], what: str) -> Body | None:
+    """The body as `model`; None for an empty body or JSON null. 422 names what is wrong."""
+    if not raw.strip():
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidError(f"{what} is invalid: the body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        # No request of ours nests deeper than a few levels; Python's parser gives up at ~1000.
+        raise InvalidError(f"{what} is invalid: the body's JSON is nested too deeply") from exc
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise InvalidError(f"{what} is invalid: the body must be a JSON object ({model.__name__})")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidError(f"{what} is invalid: {problems}") from exc
+
+
+def json_response(model: BaseModel) -> web.Response:
+    return web.Response(body=model.model_dump_json(by_alias=True), content_type=JSON)
+
+
+async def create_response(
+    request: web.Request,
+    description: Body,
+    *,
+    create: Callable[[Body], Awaitable[Created]],
+    create_with_key: Callable[[str, Body], Awaitable[Created]],
+) -> web.Response:
+    """Create with `create`, or with `create_with_key` when the request has an Idempotency-Key
+    (a repeat then gets the first request's job or batch); answer its status."""
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    status = await (create(description) if key is None else create_with_key(key, description))
+    response = json_response(status)
+    response.headers[JOB_NAME_HEADER] = status.name
+    return response
