@@ -158,6 +158,8 @@ class LocalBackend:
                     raise ConflictError(f"job {name} was restarted meanwhile")
                 raise BadRequestError(f"cannot restart the job {name}: it has not ended")
             await self._queue.finished(name)  # it has ended: its supervision is finishing
+            # A stop asked of it while it waited found no run to end: it is not for this one.
+            self._supervisor.released(name)
             attempts = await self._store.attempts(name)
             await self._store.update_job(name, **restarting.restart_changes(attempts, now))
             record = await self._listing.refresh(name)

@@ -435,6 +435,23 @@ async def test_jobs_beyond_max_parallel_wait_and_can_be_stopped_or_deleted(
     assert (await job_status(client, stopped))["status"] == "Stopped"
 
 
+async def test_a_job_stopped_while_it_waited_runs_when_restarted(
+    local_scheduler_factory: ClientFactory, tmp_path: Path
+) -> None:
+    client = await local_scheduler_factory(SCHEDULER_MAX_PARALLEL="1")
+    ran = tmp_path / "ran"
+    running = (await post_job(client, shell(LONG)))["name"]
+    await wait_for_status(client, running, "Running")
+    waiting = await post_job(client, shell('echo ran > "$RAN"', variables={"RAN": str(ran)}))
+    assert (await client.post(f"/api/v1/jobs/{waiting['name']}/stop")).status == 200
+    await wait_for_status(client, waiting["name"], "Stopped")
+    assert (await client.post(f"/api/v1/jobs/{running}/stop")).status == 200
+    # The stop was for the run it never had: the restarted job runs to its end.
+    assert (await client.post(f"/api/v1/jobs/{waiting['name']}/restart")).status == 200
+    await wait_for_status(client, waiting["name"], "Succeeded", TIMEOUT_SECONDS)
+    assert ran.read_text() == "ran\n"
+
+
 async def test_waiting_jobs_start_in_submission_order(
     local_scheduler_factory: ClientFactory, tmp_path: Path
 ) -> None:
