@@ -71,7 +71,7 @@ def check_startup(settings: Settings) -> None:
     without a token, or a state dir that cannot be ours."""
     check_exposure(settings)
     if settings.backend == "local" and settings.state_dir is not None:
-        from scheduler.backends.local.store import check_state_dir
+        from scheduler.backends.local.statedir import check_state_dir
 
         check_state_dir(settings.state_dir)
 

@@ -25,12 +25,8 @@ from scheduler.backends.base import (
 )
 from scheduler.backends.local.codec import request_from_json, request_to_json
 from scheduler.backends.local.schema import MIGRATIONS, JobChanges
-from scheduler.backends.local.store import (
-    INTERRUPTED_MESSAGE,
-    MARKER_FILE,
-    MARKER_TEXT,
-    LocalStore,
-)
+from scheduler.backends.local.statedir import MARKER_FILE, MARKER_TEXT
+from scheduler.backends.local.store import INTERRUPTED_MESSAGE, LocalStore
 from scheduler.errors import ConfigError, ConflictError, InvalidError, NotFoundError
 from scheduler.settings import default_state_dir
 
