@@ -1,11 +1,13 @@
-"""Fixtures: a fake Kubernetes API server on loopback, and schedulers talking to it through the
-real `kubernetes.aio` client."""
+"""Fixtures: a fake Kubernetes API server on loopback, schedulers talking to it through the real
+`kubernetes.aio` client, schedulers on the local backend, and `backend`, `start` and `client`,
+which run a test of the shared API suite once on each backend."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from scheduler.app import create_app, identity_of
 from scheduler.backends.kubernetes.backend import KubernetesBackend
 from scheduler.backends.local.backend import LocalBackend
 from scheduler.settings import Settings, load_settings
+from tests.factories import JSON, Client
 from tests.fakekube import FakeKube
 
 TEST_CONFIG = Path(__file__).parent / "radixconfig.yaml"
@@ -26,6 +29,9 @@ LOCAL_SHIMS = Path(__file__).parent / "local_shims"
 NAMESPACE = "myapp-dev"
 # The fake runs `sleep N` for N * TIME_SCALE seconds.
 TIME_SCALE = 0.05
+# The fake cluster runs every job at once; the local backend's default would be this machine's
+# CPU count, which a test running three jobs at once must not depend on.
+LOCAL_MAX_PARALLEL = "8"
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
@@ -37,12 +43,23 @@ async def kube() -> AsyncIterator[FakeKube]:
         yield fake
 
 
+@pytest.fixture
+async def slow_kube() -> AsyncIterator[FakeKube]:
+    """A fake whose simulated time runs 20 times slower than real: a pod's retry back-off
+    (10 s) lasts 200 s."""
+    async with FakeKube(time_scale=20, pending_seconds=0.02) as fake:
+        yield fake
+
+
 def make_settings(tmp_path: Path, job: str = "compute", **env: str) -> Settings:
+    """Settings of a scheduler on the fake Kubernetes API server, unless `env` names another
+    backend (with no kubeconfig or pod around, the default would be the local one)."""
     environ = {
         "RADIX_CONFIG_FILE": str(TEST_CONFIG),
         "RADIX_COMPONENT": job,
         "RADIX_ENVIRONMENT": "dev",
         "SCHEDULER_NAMESPACE": NAMESPACE,
+        "SCHEDULER_BACKEND": "kubernetes",
         **env,
     }
     return load_settings([], environ, namespace_file=tmp_path / "no-namespace")
@@ -112,7 +129,12 @@ def local_scheduler_factory(aiohttp_client: AiohttpClient, tmp_path: Path) -> Cl
     async def start(
         job: str = "compute", options: dict[str, Any] | None = None, **env: str
     ) -> TestClient[web.Request, web.Application]:
-        settings = make_settings(tmp_path, job, SCHEDULER_BACKEND="local", **env)
+        settings = make_settings(
+            tmp_path,
+            job,
+            SCHEDULER_BACKEND="local",
+            **{"SCHEDULER_MAX_PARALLEL": LOCAL_MAX_PARALLEL, **env},
+        )
         app = make_local_app(settings, tmp_path / "state", **(options or {}))
         client = await aiohttp_client(app)
 
@@ -128,6 +150,8 @@ def local_scheduler_factory(aiohttp_client: AiohttpClient, tmp_path: Path) -> Cl
 @pytest.fixture(params=["kubernetes", "local"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The backend a test of the shared API suite runs on."""
+    if request.param == "local" and sys.platform != "linux":
+        pytest.skip("the local backend's jobs are Linux processes, read from /proc")
     return str(request.param)
 
 
@@ -140,28 +164,33 @@ def start(backend: str, request: pytest.FixtureRequest) -> ClientFactory:
 
 
 @pytest.fixture
+async def client(start: ClientFactory) -> Client:
+    """A scheduler of job `compute` on the backend under test."""
+    return await start()
+
+
+@pytest.fixture
 async def scheduler(scheduler_factory: ClientFactory) -> TestClient[web.Request, web.Application]:
+    """A scheduler of job `compute` on the fake Kubernetes API server."""
     return await scheduler_factory()
 
 
-async def post_job(client: TestClient[Any, Any], body: Any = None) -> dict[str, Any]:
+async def post_job(client: Client, body: Any = None) -> JSON:
     response = await client.post("/api/v1/jobs", data=b"" if body is None else json.dumps(body))
     assert response.status == 200, await response.text()
-    result: dict[str, Any] = await response.json()
+    result: JSON = await response.json()
     return result
 
 
-async def job_status(client: TestClient[Any, Any], name: str) -> dict[str, Any]:
+async def job_status(client: Client, name: str) -> JSON:
     response = await client.get(f"/api/v1/jobs/{name}")
     assert response.status == 200, await response.text()
-    result: dict[str, Any] = await response.json()
+    result: JSON = await response.json()
     return result
 
 
-async def wait_for_status(
-    client: TestClient[Any, Any], name: str, status: str, timeout: float = 15.0
-) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+async def wait_for_status(client: Client, name: str, status: str, timeout: float = 15.0) -> JSON:
+    found: JSON = {}
 
     async def reached() -> bool:
         nonlocal found
@@ -170,7 +199,7 @@ async def wait_for_status(
             return False  # not yet seen by this replica's watch
         assert response.status == 200, await response.text()
         found = await response.json()
-        return found["status"] == status
+        return bool(found["status"] == status)
 
     await wait_until(reached, timeout)
     return found

@@ -11,26 +11,15 @@ import logging
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.hosts import OwnHosts
 from tests.conftest import ClientFactory
+from tests.factories import Client
 
-Client = TestClient[web.Request, web.Application]
 TOKEN = "0123456789abcdef0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 # A job that ends at once on either backend.
 QUICK_JOB = {"command": ["sh", "-c", "exit 0"]}
-
-
-@pytest.fixture(params=["kubernetes", "local"])
-def factory(
-    request: pytest.FixtureRequest,
-    scheduler_factory: ClientFactory,
-    local_scheduler_factory: ClientFactory,
-) -> ClientFactory:
-    return local_scheduler_factory if request.param == "local" else scheduler_factory
 
 
 async def assert_status(response: Any, code: int, reason: str) -> dict[str, Any]:
@@ -67,9 +56,9 @@ async def job_count(client: Client, **headers: str) -> int:
     ],
 )
 async def test_a_request_for_another_host_is_refused_whatever_its_method(
-    factory: ClientFactory, method: str, path: str
+    start: ClientFactory, method: str, path: str
 ) -> None:
-    client = await factory()
+    client = await start()
 
     response = await client.request(method, path, data=b"{}", headers=host(client, "evil.example"))
 
@@ -79,9 +68,9 @@ async def test_a_request_for_another_host_is_refused_whatever_its_method(
 
 
 async def test_a_rebinding_page_cannot_create_a_job_though_its_origin_matches_its_host(
-    factory: ClientFactory,
+    start: ClientFactory,
 ) -> None:
-    client = await factory()
+    client = await start()
     page = f"evil.example:{client.port}"
     headers = {"Host": page, "Origin": f"http://{page}", "Content-Type": "application/json"}
 
@@ -108,9 +97,9 @@ async def test_a_rebinding_page_cannot_create_a_job_though_its_origin_matches_it
     ],
 )
 async def test_the_schedulers_own_names_and_addresses_are_answered(
-    factory: ClientFactory, name: str
+    start: ClientFactory, name: str
 ) -> None:
-    client = await factory()
+    client = await start()
 
     assert await job_count(client, **host(client, name)) == 0
 
@@ -125,8 +114,8 @@ async def test_a_radix_client_calling_the_service_name_without_a_port_is_answere
     assert response.status == 200, await response.text()
 
 
-async def test_names_added_with_allowed_hosts_are_answered(factory: ClientFactory) -> None:
-    client = await factory(SCHEDULER_ALLOWED_HOSTS="jobs.example.com,other")
+async def test_names_added_with_allowed_hosts_are_answered(start: ClientFactory) -> None:
+    client = await start(SCHEDULER_ALLOWED_HOSTS="jobs.example.com,other")
 
     assert await job_count(client, **host(client, "Jobs.Example.Com")) == 0
     assert await job_count(client, Host="other") == 0
@@ -196,9 +185,9 @@ def test_own_hosts_read_a_host_header_strictly(value: str, ours: bool) -> None:
 
 
 async def test_with_a_token_a_call_without_it_is_401_with_a_bearer_challenge(
-    factory: ClientFactory,
+    start: ClientFactory,
 ) -> None:
-    client = await factory(SCHEDULER_API_TOKEN=TOKEN)
+    client = await start(SCHEDULER_API_TOKEN=TOKEN)
 
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
         response = await client.get("/api/v1/jobs", headers=headers)
@@ -207,8 +196,8 @@ async def test_with_a_token_a_call_without_it_is_401_with_a_bearer_challenge(
         assert TOKEN not in body["message"]
 
 
-async def test_with_a_token_a_call_with_it_is_answered(factory: ClientFactory) -> None:
-    client = await factory(SCHEDULER_API_TOKEN=TOKEN)
+async def test_with_a_token_a_call_with_it_is_answered(start: ClientFactory) -> None:
+    client = await start(SCHEDULER_API_TOKEN=TOKEN)
 
     created = await client.post("/api/v1/jobs", data=json.dumps(QUICK_JOB), headers=BEARER)
     assert created.status == 200, await created.text()

@@ -11,7 +11,6 @@ import tracemalloc
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.keys import BATCHES
 from scheduler.domain.batches import JOBS_PER_SLICE
@@ -20,7 +19,6 @@ from scheduler.models import BatchScheduleDescription
 from tests.conftest import NAMESPACE, ClientFactory, wait_for_status
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
 MIB = 1024 * 1024
 LONG = ["sh", "-c", "sleep 1000; exit 0"]
 

@@ -10,13 +10,11 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.console import CONSOLE_DIR, CONTENT_SECURITY_POLICY
-from tests.conftest import ClientFactory, post_job, wait_for_status
+from tests.conftest import post_job, wait_for_status
+from tests.factories import Client
 
-Client = TestClient[web.Request, web.Application]
 EVIL = "https://evil.example"
 # What a browser sends with a form that another site's page submits.
 CROSS_SITE_FORM = {
@@ -28,17 +26,6 @@ CROSS_SITE_FORM = {
 FORM_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain"]
 # A job that runs for 30 s (`sleep N` lasts N * 0.05 s in the tests, on either backend).
 LONG_JOB = {"command": ["sh", "-c", "sleep 600"]}
-
-
-@pytest.fixture(params=["kubernetes", "local"])
-async def client(
-    request: pytest.FixtureRequest,
-    scheduler_factory: ClientFactory,
-    local_scheduler_factory: ClientFactory,
-) -> Client:
-    """A scheduler on each backend: the guard stands before both."""
-    factory = local_scheduler_factory if request.param == "local" else scheduler_factory
-    return await factory()
 
 
 def own_origin(client: Client) -> str:
@@ -227,7 +214,7 @@ def test_the_console_has_no_inline_script_or_style_and_loads_nothing_from_elsewh
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path.name
 
 
-async def test_info_names_the_job_app_environment_and_backend(client: Client) -> None:
+async def test_info_names_the_job_app_environment_and_backend(client: Client, backend: str) -> None:
     response = await client.get("/api/v1/info")
 
     assert response.status == 200
@@ -235,6 +222,6 @@ async def test_info_names_the_job_app_environment_and_backend(client: Client) ->
     assert body["job"] == "compute"
     assert body["app"] == "myapp"
     assert body["environment"] == "dev"
-    assert body["backend"] in ("kubernetes", "local")
+    assert body["backend"] == backend
     assert body["maxPayloadBytes"] == 1024 * 1024
     assert set(body) == {"job", "app", "environment", "backend", "version", "maxPayloadBytes"}

@@ -15,17 +15,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpServer
 
 from scheduler.api.keys import EVENTS
+from scheduler.api.sse import SSE
 from scheduler.domain.events import DEFAULT_MAX_SUBSCRIBERS, EventHub
 from scheduler.domain.notifying import Notification
 from scheduler.models import BatchEvent, BatchType, Event, EventType, JobStatus, JobStatusEnum
 from tests.conftest import ClientFactory, post_job, wait_for_status, wait_until
+from tests.factories import Client
 from tests.service.test_notifications import radixconfig_with_webhook
 
-Client = TestClient[Any, Any]
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "events_bench.py"
 BENCH_TIMEOUT_SECONDS = 120
 SHORT = {"command": ["sh", "-c", "sleep 1; exit 0"]}
@@ -433,7 +433,7 @@ def ids(frames: list[bytes]) -> list[bytes]:
 
 
 def test_events_get_increasing_ids_and_one_frame_shared_by_all_subscribers() -> None:
-    hub = EventHub(first_id=100)
+    hub = EventHub(SSE, first_id=100)
     first, second = hub.subscribe(), hub.subscribe()
     created, updated = notification("job-1", "Create"), notification("job-1")
     hub.publish(created)
@@ -451,7 +451,7 @@ def test_events_get_increasing_ids_and_one_frame_shared_by_all_subscribers() -> 
 def test_a_subscriber_that_falls_behind_is_reset_and_dropped_and_the_others_get_everything() -> (
     None
 ):
-    hub = EventHub(queue_size=2, first_id=1)
+    hub = EventHub(SSE, queue_size=2, first_id=1)
     slow, fast = hub.subscribe(), hub.subscribe()
     received = []
     for i in range(5):
@@ -467,7 +467,7 @@ def test_a_subscriber_that_falls_behind_is_reset_and_dropped_and_the_others_get_
 
 
 def test_the_ring_replays_what_it_keeps_and_resets_what_it_does_not() -> None:
-    hub = EventHub(ring_size=3, first_id=1)
+    hub = EventHub(SSE, ring_size=3, first_id=1)
     hub.subscribe()  # a client listens: from now on, events are kept for it
     for i in range(5):  # ids 1 to 5; the ring keeps 3, 4 and 5
         hub.publish(notification(f"job-{i}"))
@@ -480,7 +480,7 @@ def test_the_ring_replays_what_it_keeps_and_resets_what_it_does_not() -> None:
 
 
 def test_a_batch_delete_is_about_the_jobs_its_batch_had() -> None:
-    hub = EventHub(first_id=1)
+    hub = EventHub(SSE, first_id=1)
     by_job, by_batch = hub.subscribe(job="b-1"), hub.subscribe(batch="b")
     hub.publish(notification("b", "Create", ["b-1", "b-2"]))
     hub.publish(notification("b", "Update", ["b-2"]))
@@ -497,7 +497,7 @@ def test_a_batch_delete_is_about_the_jobs_its_batch_had() -> None:
 def test_before_any_client_subscribes_events_are_numbered_but_not_kept() -> None:
     # No client can hold an id of this hub's yet (ids only reach clients through a stream), so
     # there is nothing to replay: a scheduler nobody listens to serializes no event for it.
-    hub = EventHub(first_id=1)
+    hub = EventHub(SSE, first_id=1)
     hub.publish(notification("job-0"))
     hub.publish(notification("b", "Create", ["b-1"]))
     by_job = hub.subscribe(job="b-1")
@@ -510,14 +510,14 @@ def test_before_any_client_subscribes_events_are_numbered_but_not_kept() -> None
 
 
 def test_a_closed_hub_ends_every_subscription_and_those_that_come_later() -> None:
-    hub = EventHub()
+    hub = EventHub(SSE)
     before = hub.subscribe()
     hub.close()
     assert before.ended and hub.subscribe().ended and hub.subscribers == 0
 
 
 async def test_waiting_for_frames_returns_them_all_then_nothing_once_ended() -> None:
-    hub = EventHub(first_id=1)
+    hub = EventHub(SSE, first_id=1)
     with hub.subscribe() as subscription:
         hub.publish(notification("a"))
         hub.heartbeat()

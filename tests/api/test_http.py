@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.console import CONTENT_SECURITY_POLICY as CONSOLE_POLICY
 from tests.conftest import ClientFactory, post_job
+from tests.factories import Client
 
-Client = TestClient[Any, Any]
 OUR_REQUEST_ID = re.compile(r"[0-9a-f]{16}")
 
 

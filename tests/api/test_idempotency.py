@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.keys import BACKEND, BATCHES, SERVICE, VIEW
 from scheduler.backends.kubernetes.keys import claim_name
@@ -19,9 +18,9 @@ from scheduler.domain.idempotency import IN_PROGRESS, Idempotency, body_hash, ke
 from scheduler.errors import ConflictError
 from scheduler.models import JobScheduleDescription
 from tests.conftest import NAMESPACE, ClientFactory, wait_until
+from tests.factories import Client
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
 SHORT = {"command": ["sh", "-c", "sleep 1; exit 0"]}
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.keys import LOGS
 from scheduler.domain.logs import DEFAULT_MAX_FOLLOWERS
@@ -31,10 +30,10 @@ from tests.conftest import (
     wait_for_status,
     wait_until,
 )
+from tests.factories import Client
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="local jobs are Linux processes")
 
-Client = TestClient[Any, Any]
 # Each line after its RFC 3339 time (the kubelet's to the nanosecond, ours to the microsecond).
 STAMPED_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) (.*)")
 LONG = "echo first; sleep 1000; echo never"  # 50 s on either backend's test clock

@@ -22,19 +22,16 @@ import random
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.backends.kubernetes.manifests import anchor_name, payload_secret_name
 from scheduler.backends.kubernetes.restarting import record_name
 from tests.backends.kubernetes.test_crash_safety import Census
 from tests.conftest import NAMESPACE, ClientFactory, post_job, wait_for_status, wait_until
+from tests.factories import JSON, Client
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
-JSON = dict[str, Any]
 Answer = tuple[int, str]
 # 6 pairs of 17 jobs: the hundred races, each pair's jobs raced all at once.
 JOBS_PER_PAIR = 17

@@ -16,18 +16,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestClient
 
 from scheduler.api.keys import SCHEDULES, SERVICE, VIEW
 from scheduler.backends.kubernetes.manifests import LABEL_SCHEDULE
 from scheduler.cron import next_tick, parse_cron
-from scheduler.domain.schedules import Schedules, run_name
+from scheduler.domain.schedules import Schedules
 from scheduler.errors import ConfigError
+from scheduler.names import run_name
 from scheduler.radixconfig import Schedule
 from tests.conftest import NAMESPACE, TEST_CONFIG, ClientFactory, make_settings, wait_until
+from tests.factories import Client
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
 RUN_NAME = re.compile(r"^(?P<job>[a-z0-9-]+)-(?P<tick>\d{14})-[a-z]{8}$")
 LONG = ["sh", "-c", "sleep 1000; exit 0"]
 

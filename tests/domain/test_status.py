@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
+from scheduler.backends.base import Condition, ContainerState, PodRecord
 from scheduler.domain.status import derive_status
 from scheduler.models import JobStatusEnum, ReplicaStatusEnum
-
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def at(seconds: int) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.factories import T0, at, job_record, pod_record
 
 
-def job(**changes: object) -> JobRecord:
-    values: dict[str, object] = dict(
-        name="compute-20240501120000-abcdefgh",
-        uid="u",
-        resource_version="1",
-        job_id=None,
-        created=T0,
-        started=None,
-        completed=None,
-        active=0,
-        ready=0,
-        succeeded=0,
-        failed=0,
+def pod(state: ContainerState, name: str = "p1", created: int = 1, **changes: Any) -> PodRecord:
+    return pod_record(
+        name=name, uid=name, created=at(created), started=at(created), container=state, **changes
     )
-    values.update(changes)
-    return JobRecord(**values)  # type: ignore[arg-type]
-
-
-def pod(state: ContainerState, name: str = "p1", created: int = 1, **changes: object) -> PodRecord:
-    values: dict[str, object] = dict(
-        name=name,
-        uid=name,
-        resource_version="1",
-        job_name="compute-20240501120000-abcdefgh",
-        created=at(created),
-        phase="Pending",
-        started=at(created),
-        container=state,
-    )
-    values.update(changes)
-    return PodRecord(**values)  # type: ignore[arg-type]
 
 
 def condition(kind: str, seconds: int, reason: str = "", message: str = "") -> Condition:
@@ -59,21 +27,21 @@ CREATING = ContainerState("waiting", reason="ContainerCreating")
 
 
 def test_a_new_job_without_pods_is_waiting() -> None:
-    status = derive_status(job(), [])
+    status = derive_status(job_record(), [])
     assert status.status is JobStatusEnum.WAITING
     assert (status.created, status.started, status.ended) == (T0, None, None)
     assert status.pod_statuses == [] and status.message is None
 
 
 def test_a_created_but_not_ready_pod_makes_the_job_active() -> None:
-    status = derive_status(job(active=1, started=at(1)), [pod(CREATING)])
+    status = derive_status(job_record(active=1, started=at(1)), [pod(CREATING)])
     assert status.status is JobStatusEnum.ACTIVE
     assert status.pod_statuses[0].replica_status.status is ReplicaStatusEnum.PENDING
     assert status.message is None
 
 
 def test_a_ready_pod_makes_the_job_running() -> None:
-    status = derive_status(job(active=1, ready=1, started=at(1)), [pod(RUNNING, ready=True)])
+    status = derive_status(job_record(active=1, ready=1, started=at(1)), [pod(RUNNING, ready=True)])
     assert status.status is JobStatusEnum.RUNNING
     assert status.started == at(1)
     assert status.pod_statuses[0].container_started == at(3)
@@ -83,7 +51,7 @@ def test_a_complete_job_succeeded_and_ended_at_its_completion_time() -> None:
     done = ContainerState(
         "terminated", reason="Completed", exit_code=0, started_at=at(3), finished_at=at(9)
     )
-    record = job(
+    record = job_record(
         succeeded=1,
         started=at(1),
         completed=at(10),
@@ -131,7 +99,7 @@ def test_a_complete_job_succeeded_and_ended_at_its_completion_time() -> None:
 def test_a_failed_job_says_why(
     reason: str, message: str, container: ContainerState, expected: str
 ) -> None:
-    record = job(failed=1, conditions=(condition("Failed", 20, reason, message),))
+    record = job_record(failed=1, conditions=(condition("Failed", 20, reason, message),))
     status = derive_status(record, [pod(container, phase="Failed")])
     assert status.status is JobStatusEnum.FAILED
     assert status.message == expected
@@ -141,7 +109,7 @@ def test_a_failed_job_says_why(
 
 def test_an_image_pull_problem_is_reported_while_the_job_is_still_active() -> None:
     pulling = ContainerState("waiting", reason="ErrImagePull", message="not found")
-    status = derive_status(job(active=1), [pod(pulling)])
+    status = derive_status(job_record(active=1), [pod(pulling)])
     assert status.status is JobStatusEnum.ACTIVE
     assert status.message == "ErrImagePull: not found"
     assert status.pod_statuses[0].status_message == "ErrImagePull: not found"
@@ -153,14 +121,14 @@ def test_an_unschedulable_pod_says_why() -> None:
         condition_reason="Unschedulable",
         condition_message="0/3 nodes are available: 3 Insufficient memory.",
     )
-    status = derive_status(job(active=1), [unscheduled])
+    status = derive_status(job_record(active=1), [unscheduled])
     assert status.message == "Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
 
 
 def test_retries_are_listed_in_creation_order_with_their_index_and_exit_codes() -> None:
     first = pod(ContainerState("terminated", reason="Error", exit_code=1), name="b", created=1)
     second = pod(RUNNING, name="a", created=5, ready=True)
-    status = derive_status(job(active=1, ready=1, failed=1), [second, first])
+    status = derive_status(job_record(active=1, ready=1, failed=1), [second, first])
     assert [(p.name, p.pod_index, p.exit_code) for p in status.pod_statuses] == [
         ("b", 0, 1),
         ("a", 1, 0),
@@ -170,7 +138,7 @@ def test_retries_are_listed_in_creation_order_with_their_index_and_exit_codes() 
 
 
 def test_the_wire_form_has_null_times_and_rfc3339_utc() -> None:
-    status = derive_status(job(job_id="job1", started=at(1)), [])
+    status = derive_status(job_record(job_id="job1", started=at(1)), [])
     wire = status.model_dump(by_alias=True, mode="json")
     assert wire["created"] == "2024-05-01T12:00:00Z"
     assert wire["started"] == "2024-05-01T12:00:01Z"

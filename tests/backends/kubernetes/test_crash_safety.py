@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -26,9 +24,9 @@ from scheduler.backends.kubernetes.manifests import (
     payload_secret_name,
 )
 from tests.conftest import NAMESPACE, TEST_CONFIG, wait_until
+from tests.factories import JSON, free_port
 from tests.fakekube import FakeKube
 
-JSON = dict[str, Any]
 REPO = Path(__file__).parents[3]
 SELECTOR = "radix-app=myapp,radix-component=compute,radix-job-type=job-scheduler"
 CREATE_GRACE_SECONDS = 2
@@ -40,13 +38,6 @@ RECOVERY_SECONDS = 60.0
 
 
 # -- the scheduler as a real process --------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class SchedulerProcess:
@@ -99,7 +90,7 @@ async def launch(
     started: list[SchedulerProcess] = []
 
     async def start() -> SchedulerProcess:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "RADIX_CONFIG_FILE": str(TEST_CONFIG),

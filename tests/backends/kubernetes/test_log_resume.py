@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.backends.kubernetes.logs import Cursor
 from tests.api.test_events_stream import open_stream, statuses
-from tests.conftest import ClientFactory, post_job, wait_for_status, wait_until
+from tests.conftest import NAMESPACE, ClientFactory, post_job, wait_for_status, wait_until
+from tests.factories import Client
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
 STAMPED_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (.*)")
 
 
@@ -80,9 +78,17 @@ async def test_streams_go_on_after_an_api_server_outage(
     await wait_for_status(client, ending, "Running")
     events = await open_stream(client)
     reading = asyncio.create_task(follow(client, followed))
-    await asyncio.sleep(0.3)
+
+    async def following() -> bool:
+        return any(e.subresource == "log" and followed in e.path for e in kube.audit)
+
+    async def ended() -> bool:
+        pods = kube.list("Pod", NAMESPACE, f"job-name={ending}")
+        return bool(pods) and all(pod["status"]["phase"] == "Succeeded" for pod in pods)
+
+    await wait_until(following)
     kube.faults.down = True  # the open streams break, and every request gets 503
-    await asyncio.sleep(2.0)  # meanwhile `ending` ends (after 1.25 s)
+    await wait_until(ended)  # `ending` ends meanwhile (1.25 s after it started)
     kube.faults.down = False
     back = asyncio.get_running_loop().time()
 

@@ -7,7 +7,7 @@ import random
 import re
 from datetime import UTC, datetime
 
-from scheduler.backends.base import ExitCodeRule, Identity, JobRequest, PortSpec
+from scheduler.backends.base import ExitCodeRule, Identity
 from scheduler.backends.kubernetes.manifests import (
     build_anchor,
     build_job,
@@ -18,28 +18,9 @@ from scheduler.backends.kubernetes.manifests import (
     label_selector,
 )
 from scheduler.names import new_job_name
+from tests.factories import job_request
 
 IDENTITY = Identity(app="myapp", environment="dev", component="compute", namespace="myapp-dev")
-
-
-def request(**changes: object) -> JobRequest:
-    values: dict[str, object] = dict(
-        name="compute-20210407105556-rkwaibwe",
-        job_id="job1",
-        image="busybox:1.36",
-        command=("sh", "-c"),
-        args=("sleep 1; exit 0",),
-        env={"A": "1"},
-        ports=(PortSpec("http", 3000),),
-        requests={"cpu": "50m"},
-        limits={"memory": "64Mi"},
-        payload=b'{"x": 10}',
-        payload_path="/compute/args",
-        time_limit_seconds=3600,
-        backoff_limit=0,
-    )
-    values.update(changes)
-    return JobRequest(**values)  # type: ignore[arg-type]
 
 
 def test_job_names_look_like_radix_names() -> None:
@@ -53,7 +34,7 @@ def test_two_names_in_the_same_second_differ() -> None:
 
 
 def test_the_job_runs_one_container_the_way_radix_does() -> None:
-    job = build_job(IDENTITY, request())
+    job = build_job(IDENTITY, job_request())
     spec = job["spec"]
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
@@ -83,7 +64,7 @@ def test_the_job_runs_one_container_the_way_radix_does() -> None:
 
 
 def test_the_payload_is_mounted_read_only_as_the_file_payload() -> None:
-    job = build_job(IDENTITY, request())
+    job = build_job(IDENTITY, job_request())
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["volumeMounts"] == [
         {"name": "job-payload", "mountPath": "/compute/args", "readOnly": True}
@@ -97,7 +78,7 @@ ANCHOR = configmap_owner("compute-20210407105556-rkwaibwe-anchor", "anchor-uid")
 
 
 def test_a_job_s_anchor_is_a_configmap_owned_by_its_job() -> None:
-    anchor = build_anchor(IDENTITY, request(), job_uid="uid-1")
+    anchor = build_anchor(IDENTITY, job_request(), job_uid="uid-1")
     metadata = anchor["metadata"]
     assert (anchor["kind"], metadata["name"]) == (
         "ConfigMap",
@@ -115,15 +96,15 @@ def test_a_job_s_anchor_is_a_configmap_owned_by_its_job() -> None:
 
 
 def test_only_a_single_job_with_a_payload_or_ports_has_an_anchor() -> None:
-    assert has_anchor(request())
-    assert has_anchor(request(ports=()))
-    assert has_anchor(request(payload=None))
-    assert not has_anchor(request(payload=None, ports=()))
-    assert not has_anchor(request(batch_name="batch-compute-1"))  # its batch record owns them
+    assert has_anchor(job_request())
+    assert has_anchor(job_request(ports=()))
+    assert has_anchor(job_request(payload=None))
+    assert not has_anchor(job_request(payload=None, ports=()))
+    assert not has_anchor(job_request(batch_name="batch-compute-1"))  # its batch record owns them
 
 
 def test_the_payload_secret_is_owned_by_the_anchor_and_holds_the_bytes() -> None:
-    secret = build_payload_secret(IDENTITY, request(), ANCHOR)
+    secret = build_payload_secret(IDENTITY, job_request(), ANCHOR)
     assert secret is not None
     assert base64.b64decode(secret["data"]["payload"]) == b'{"x": 10}'
     assert secret["immutable"] is True
@@ -136,26 +117,30 @@ def test_the_payload_secret_is_owned_by_the_anchor_and_holds_the_bytes() -> None
 
 
 def test_an_empty_payload_is_an_empty_file_and_no_payload_path_mounts_nothing() -> None:
-    empty = build_payload_secret(IDENTITY, request(payload=b""), ANCHOR)
+    empty = build_payload_secret(IDENTITY, job_request(payload=b""), ANCHOR)
     assert empty is not None and empty["data"]["payload"] == ""
-    assert build_payload_secret(IDENTITY, request(payload=None, payload_path=None), ANCHOR) is None
-    pod = build_job(IDENTITY, request(payload=None, payload_path=None))["spec"]["template"]["spec"]
+    assert (
+        build_payload_secret(IDENTITY, job_request(payload=None, payload_path=None), ANCHOR) is None
+    )
+    pod = build_job(IDENTITY, job_request(payload=None, payload_path=None))["spec"]["template"][
+        "spec"
+    ]
     assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
 
 
 def test_a_service_named_like_the_job_exists_only_when_the_job_has_ports() -> None:
-    service = build_service(IDENTITY, request(), ANCHOR)
+    service = build_service(IDENTITY, job_request(), ANCHOR)
     assert service is not None
     assert service["metadata"]["name"] == "compute-20210407105556-rkwaibwe"
     assert service["metadata"]["ownerReferences"] == [ANCHOR]
     assert service["spec"]["selector"] == {"job-name": "compute-20210407105556-rkwaibwe"}
     assert service["spec"]["ports"][0]["port"] == 3000
-    assert build_service(IDENTITY, request(ports=()), ANCHOR) is None
+    assert build_service(IDENTITY, job_request(ports=()), ANCHOR) is None
 
 
 def test_failure_rules_become_a_pod_failure_policy() -> None:
     rules = (ExitCodeRule("FailJob", "In", (42,)), ExitCodeRule("Ignore", "In", (143,)))
-    policy = build_job(IDENTITY, request(failure_rules=rules))["spec"]["podFailurePolicy"]
+    policy = build_job(IDENTITY, job_request(failure_rules=rules))["spec"]["podFailurePolicy"]
     assert policy["rules"][0] == {
         "action": "FailJob",
         "onExitCodes": {"operator": "In", "values": [42]},

@@ -4,15 +4,13 @@ as soon as the watches are re-established, even when nothing happens in the name
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests.conftest import TIME_SCALE, wait_until
+from tests.factories import Client
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
 WATCHED = ("jobs", "pods")
 # Well under the watch back-off's maximum (30 s), and nothing to do with watch timeouts.
 RECOVERY_SECONDS = 10.0

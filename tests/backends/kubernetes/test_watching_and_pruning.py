@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from aiohttp.test_utils import TestClient
+from datetime import UTC, datetime
 
 from tests.conftest import NAMESPACE, ClientFactory, post_job, wait_for_status, wait_until
+from tests.factories import Client
 from tests.fakekube import FakeKube
-
-Client = TestClient[Any, Any]
 
 
 async def names(client: Client) -> set[str]:
@@ -58,9 +55,15 @@ async def test_history_keeps_the_latest_n_succeeded_and_n_failed_jobs(
     # Kubernetes times have second precision: the oldest pair finishes a second before the rest.
     oldest_ok = (await post_job(client, ok))["name"]
     oldest_bad = (await post_job(client, bad))["name"]
-    await wait_for_status(client, oldest_ok, "Succeeded")
-    await wait_for_status(client, oldest_bad, "Failed")
-    await asyncio.sleep(1.1)
+    ended: str = max(
+        (await wait_for_status(client, oldest_ok, "Succeeded"))["ended"],
+        (await wait_for_status(client, oldest_bad, "Failed"))["ended"],
+    )
+
+    async def a_second_later() -> bool:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") > ended
+
+    await wait_until(a_second_later)
     for body in (ok, bad, ok, bad, ok):
         await post_job(client, body)
     long_running = (await post_job(client, {"command": ["sh", "-c", "sleep 1000; exit 0"]}))["name"]
