@@ -186,7 +186,7 @@ class RawKube:
         )
 
     def _job(self, request: JobRequest, deadline: datetime | None) -> dict[str, Any]:
-        job = _labelled(build_job(self._identity, request, deadline))
+        job = _labelled(build_job(self._identity, request, deadline=deadline))
         job["spec"]["template"]["metadata"]["labels"][BENCH_LABEL] = BENCH_VALUE
         return job
 

@@ -280,7 +280,7 @@ def _merge(base: dict[str, str], override: dict[str, str] | None) -> dict[str, s
 
 
 def resolve_job(
-    application: RadixApplication, job_name: str, environment: str, source: str
+    application: RadixApplication, job_name: str, *, environment: str, source: str
 ) -> JobDefinition:
     """Pick `job_name` and apply `environment`'s overrides; errors name the offending field."""
     jobs = {job.name: (index, job) for index, job in enumerate(application.spec.jobs)}

@@ -306,7 +306,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def default_state_dir(environ: Mapping[str, str], app: str, environment: str, job: str) -> Path:
+def default_state_dir(environ: Mapping[str, str], *, app: str, environment: str, job: str) -> Path:
     """`$XDG_STATE_HOME/job-scheduler/<app>/<environment>/<job>`, else under `~/.local/state`
     (the XDG spec ignores a relative `XDG_STATE_HOME`)."""
     for part in (app, environment, job):
@@ -352,12 +352,14 @@ def load_settings(
     """Raise ConfigError with one line per problem naming the setting or config field."""
     raw = _read(argv, environ)
     application = load_radixconfig(raw.config_file)
-    definition = resolve_job(application, raw.job, raw.environment, str(raw.config_file))
+    definition = resolve_job(
+        application, raw.job, environment=raw.environment, source=str(raw.config_file)
+    )
     if raw.app and raw.app != definition.app:
         definition = definition.model_copy(update={"app": raw.app})
     backend, reason, kubeconfig = _choose_backend(raw, environ)
     state_dir = raw.state_dir or default_state_dir(
-        environ, definition.app, definition.environment, definition.name
+        environ, app=definition.app, environment=definition.environment, job=definition.name
     )
     return Settings(
         **raw.model_dump(include=set(GivenSettings.model_fields)),

@@ -203,3 +203,20 @@ async def wait_for_status(client: Client, name: str, status: str, timeout: float
 
     await wait_until(reached, timeout)
     return found
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests of a module that shares a costly module-scoped fixture (a
+    browser, generated clients, an end-to-end cluster) run on one worker, which makes it once."""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None:
+            continue
+        shared = any(
+            fixturedef.scope == "module"
+            for fixturedefs in definitions.name2fixturedefs.values()
+            for fixturedef in fixturedefs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -197,7 +197,7 @@ class KeyStore(Protocol):
     """Claims of Idempotency-Keys, shared by every replica and kept across restarts."""
 
     async def claim_key(
-        self, key_hash: str, body_hash: str, kind: ClaimKind, name: str, now: datetime
+        self, key_hash: str, *, body_hash: str, kind: ClaimKind, name: str, now: datetime
     ) -> Claim:
         """A new claim, or the one that exists for `key_hash` (then `new` is False)."""
         ...

@@ -41,7 +41,11 @@ def _status(jobs: Sequence[JobStatus], rules: Sequence[BatchStatusRule]) -> JobS
 
 
 def derive_batch_status(
-    name: str, batch_id: str | None, jobs: Sequence[JobStatus], rules: Sequence[BatchStatusRule]
+    name: str,
+    *,
+    batch_id: str | None,
+    jobs: Sequence[JobStatus],
+    rules: Sequence[BatchStatusRule],
 ) -> BatchStatus:
     """The status of batch `name` whose jobs have `jobs` statuses (kept in the order given)."""
     created = [job.created for job in jobs if job.created is not None]

@@ -133,7 +133,9 @@ class BatchService:
 
     def _compose(self, name: str, jobs: list[JobStatus]) -> BatchStatus:
         batch_id = next((job.batch_id for job in jobs if job.batch_id is not None), None)
-        return derive_batch_status(name, batch_id, jobs, self.definition.batch_status_rules)
+        return derive_batch_status(
+            name, batch_id=batch_id, jobs=jobs, rules=self.definition.batch_status_rules
+        )
 
     def statuses(self) -> list[BatchStatus]:
         self._view.require_synced()

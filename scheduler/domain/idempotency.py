@@ -150,7 +150,7 @@ class Idempotency:
         for _ in range(_ROUNDS):
             now = self._clock()
             claim = await self._keys.claim_key(
-                hashed, body_hashed, kind, new_name(self._component), now
+                hashed, body_hash=body_hashed, kind=kind, name=new_name(self._component), now=now
             )
             if claim.new:
                 return await self._create_claimed(hashed, claim, create)

@@ -66,6 +66,7 @@ class Schedules:
         definition: JobDefinition,
         jobs: JobService,
         view: JobView,
+        *,
         clock: Clock = utcnow,
         sleep_until: SleepUntil | None = None,
     ) -> None:

@@ -92,7 +92,7 @@ async def test_the_stored_body_hash_cannot_confirm_a_guessed_body_without_the_ke
 
 async def stored_body_hash(client: Client, key: str) -> str:
     claim = await client.app[BACKEND].keys.claim_key(
-        key_hash("etl", key), "probe", "job", "etl-probe", datetime.now(UTC)
+        key_hash("etl", key), body_hash="probe", kind="job", name="etl-probe", now=datetime.now(UTC)
     )
     assert not claim.new
     return claim.body_hash
@@ -196,10 +196,10 @@ async def test_a_claim_whose_job_never_appeared_is_taken_over_after_the_grace_ti
     long_ago = datetime.now(UTC) - timedelta(minutes=5)
     await client.app[BACKEND].keys.claim_key(
         key_hash("etl", "crashed"),
-        body_hash(_description(SHORT), "crashed"),
-        "job",
-        "etl-gone",
-        long_ago,
+        body_hash=body_hash(_description(SHORT), "crashed"),
+        kind="job",
+        name="etl-gone",
+        now=long_ago,
     )
     status, created = await post(client, "jobs", SHORT, "crashed")
     assert status == 200 and created["name"] != "etl-gone"
@@ -214,10 +214,10 @@ async def test_a_repeat_while_the_first_is_still_creating_is_409_retry(
     app = client.app
     await app[BACKEND].keys.claim_key(
         key_hash("etl", "busy"),
-        body_hash(_description(SHORT), "busy"),
-        "job",
-        "etl-soon",
-        datetime.now(UTC),
+        body_hash=body_hash(_description(SHORT), "busy"),
+        kind="job",
+        name="etl-soon",
+        now=datetime.now(UTC),
     )
     impatient = Idempotency(
         app[BACKEND].keys, app[VIEW], app[SERVICE], app[BATCHES], wait_seconds=0.05

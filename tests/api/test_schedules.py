@@ -397,7 +397,9 @@ async def test_the_timer_runs_each_tick_from_the_next_one_on_and_misses_what_it_
     definition = app[SERVICE].definition.model_copy(update={"schedules": (five,)})
     at = datetime(2026, 1, 15, 10, 3, 30, tzinfo=UTC)
     clock = TurnedClock(at)
-    schedules = Schedules(definition, app[SERVICE], app[VIEW], clock, clock.sleep_until)
+    schedules = Schedules(
+        definition, app[SERVICE], app[VIEW], clock=clock, sleep_until=clock.sleep_until
+    )
     running.append(asyncio.create_task(schedules.running()))
 
     # Started at 10:03:30: the 10:00 tick is not run late; 10:05 is the first.

@@ -35,13 +35,13 @@ def test_the_shipped_example_resolves_for_every_job_and_environment() -> None:
     app = load_radixconfig(EXAMPLE)
     for job in ("compute", "etl"):
         for env in ("dev", "prod"):
-            assert resolve_job(app, job, env, "x").name == job
+            assert resolve_job(app, job, environment=env, source="x").name == job
 
 
 def test_environment_config_overrides_and_combines_with_the_job_values() -> None:
     app = load_radixconfig(EXAMPLE)
-    dev = resolve_job(app, "compute", "dev", "x")
-    prod = resolve_job(app, "compute", "prod", "x")
+    dev = resolve_job(app, "compute", environment="dev", source="x")
+    prod = resolve_job(app, "compute", environment="prod", source="x")
     assert dev.variables == {"LOG_FORMAT": "json"}
     assert prod.variables == {"LOG_FORMAT": "text"}
     assert prod.limits == {"memory": "256Mi"} and prod.requests == {"cpu": "50m", "memory": "64Mi"}
@@ -53,14 +53,17 @@ def test_environment_config_overrides_and_combines_with_the_job_values() -> None
 
 def test_image_tag_placeholder_takes_the_environment_tag() -> None:
     app = load_radixconfig(EXAMPLE)
-    assert resolve_job(app, "etl", "prod", "x").image == "registry.example.com/etl:1.4.2"
+    assert (
+        resolve_job(app, "etl", environment="prod", source="x").image
+        == "registry.example.com/etl:1.4.2"
+    )
 
 
 def test_defaults_are_radix_defaults() -> None:
     app = parse_radixconfig(
         config("- {name: etl, image: 'busybox:1.36', schedulerPort: 9000}"), "f"
     )
-    job = resolve_job(app, "etl", "dev", "f")
+    job = resolve_job(app, "etl", environment="dev", source="f")
     assert job.time_limit_seconds == 43200
     assert job.backoff_limit == 0
     assert job.payload_path is None
@@ -75,7 +78,7 @@ def test_yaml_numbers_and_booleans_become_the_strings_the_author_wrote() -> None
   variables: {PORT: 8080, DEBUG: true, RATIO: 1.5}
   resources: {requests: {cpu: 1}}
 """)
-    job = resolve_job(parse_radixconfig(text, "f"), "etl", "dev", "f")
+    job = resolve_job(parse_radixconfig(text, "f"), "etl", environment="dev", source="f")
     assert job.variables == {"PORT": "8080", "DEBUG": "true", "RATIO": "1.5"}
     assert job.requests == {"cpu": "1"}
 
@@ -89,7 +92,10 @@ def test_unknown_keys_that_radix_allows_are_ignored() -> None:
   notifications: {webhook: "http://api:8080"}
   identity: {azure: {clientId: abc}}
 """)
-    assert resolve_job(parse_radixconfig(text, "f"), "etl", "dev", "f").name == "etl"
+    assert (
+        resolve_job(parse_radixconfig(text, "f"), "etl", environment="dev", source="f").name
+        == "etl"
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +150,7 @@ def test_a_bad_config_is_one_clear_line_naming_file_and_field(
     jobs: str, job: str, env: str, expected: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        resolve_job(parse_radixconfig(config(jobs), "f"), job, env, "f")
+        resolve_job(parse_radixconfig(config(jobs), "f"), job, environment=env, source="f")
     assert expected in str(caught.value)
     assert str(caught.value).startswith("f")
 

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests.conftest import ClientFactory, wait_for_status
 
-Client = TestClient[Any, Any]
 ROOT = Path(__file__).parents[2]
 SPEC = json.loads((ROOT / "swagger.json").read_text())
 DEFINITIONS = SPEC["definitions"]

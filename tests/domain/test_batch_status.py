@@ -72,13 +72,13 @@ CASES: list[tuple[str, tuple[str, ...], list[BatchStatusRule], str]] = [
 def test_the_batch_status_of(
     statuses: tuple[str, ...], rules: list[BatchStatusRule], expected: str
 ) -> None:
-    status = derive_batch_status("batch-1", "b-1", jobs_in(*statuses), rules)
+    status = derive_batch_status("batch-1", batch_id="b-1", jobs=jobs_in(*statuses), rules=rules)
     assert status.status == JobStatusEnum(expected)
 
 
 def test_a_derived_batch_is_of_type_batch_with_its_name_id_and_jobs_in_the_given_order() -> None:
     jobs = jobs_in(S, R, W)
-    status = derive_batch_status("batch-1", "b-1", jobs, [])
+    status = derive_batch_status("batch-1", batch_id="b-1", jobs=jobs, rules=[])
     assert (status.name, status.batch_id, status.batch_type) == ("batch-1", "b-1", BatchType.BATCH)
     assert status.job_statuses == jobs
 
@@ -93,14 +93,14 @@ def test_a_batch_is_created_and_started_with_its_first_job_and_updated_with_its_
             name="j3", status=JobStatusEnum.RUNNING, created=at(3), started=at(4), updated=at(8)
         ),
     ]
-    status = derive_batch_status("batch-1", None, jobs, [])
+    status = derive_batch_status("batch-1", batch_id=None, jobs=jobs, rules=[])
     assert (status.created, status.started, status.updated) == (at(1), at(4), at(9))
     assert status.ended is None
 
 
 def test_a_batch_of_waiting_jobs_has_not_started() -> None:
     jobs = [JobStatus(name="j1", created=at(1)), JobStatus(name="j2", created=at(2))]
-    status = derive_batch_status("batch-1", None, jobs, [])
+    status = derive_batch_status("batch-1", batch_id=None, jobs=jobs, rules=[])
     assert status.started is None and status.ended is None
 
 
@@ -110,7 +110,7 @@ def test_a_batch_ends_with_its_last_job_once_all_are_done() -> None:
         JobStatus(name="j2", status=JobStatusEnum.FAILED, started=at(2), ended=at(9)),
         JobStatus(name="j3", status=JobStatusEnum.STOPPED, ended=at(3)),
     ]
-    assert derive_batch_status("batch-1", None, jobs, []).ended == at(9)
+    assert derive_batch_status("batch-1", batch_id=None, jobs=jobs, rules=[]).ended == at(9)
 
 
 def test_a_batch_with_a_job_still_running_has_not_ended() -> None:
@@ -118,7 +118,7 @@ def test_a_batch_with_a_job_still_running_has_not_ended() -> None:
         JobStatus(name="j1", status=JobStatusEnum.SUCCEEDED, started=at(1), ended=at(5)),
         JobStatus(name="j2", status=JobStatusEnum.RUNNING, started=at(2)),
     ]
-    assert derive_batch_status("batch-1", None, jobs, []).ended is None
+    assert derive_batch_status("batch-1", batch_id=None, jobs=jobs, rules=[]).ended is None
 
 
 def test_a_batch_ended_by_a_rule_has_no_end_time_while_jobs_still_run() -> None:
@@ -126,17 +126,17 @@ def test_a_batch_ended_by_a_rule_has_no_end_time_while_jobs_still_run() -> None:
         JobStatus(name="j1", status=JobStatusEnum.FAILED, ended=at(5)),
         JobStatus(name="j2", status=JobStatusEnum.RUNNING),
     ]
-    status = derive_batch_status("batch-1", None, jobs, [ANY_FAILED_FAILS])
+    status = derive_batch_status("batch-1", batch_id=None, jobs=jobs, rules=[ANY_FAILED_FAILS])
     assert status.status is JobStatusEnum.FAILED and status.ended is None
 
 
 def test_the_batch_failure_count_is_the_sum_of_its_jobs() -> None:
     jobs = [JobStatus(name="j1", failed=2), JobStatus(name="j2"), JobStatus(name="j3", failed=3)]
-    assert derive_batch_status("batch-1", None, jobs, []).failed == 5
+    assert derive_batch_status("batch-1", batch_id=None, jobs=jobs, rules=[]).failed == 5
 
 
 def test_a_batch_without_jobs_has_no_times_and_no_failures() -> None:
-    status = derive_batch_status("batch-1", None, [], [])
+    status = derive_batch_status("batch-1", batch_id=None, jobs=[], rules=[])
     assert (status.created, status.started, status.ended, status.updated) == (None,) * 4
     assert status.failed == 0 and status.job_statuses == []
 
@@ -160,7 +160,9 @@ FINISHED: list[tuple[str, tuple[str, ...], bool, bool]] = [
     ("statuses", "done", "succeeded"), [c[1:] for c in FINISHED], ids=[c[0] for c in FINISHED]
 )
 def test_whether(statuses: tuple[str, ...], done: bool, succeeded: bool) -> None:
-    status = derive_batch_status("batch-1", None, jobs_in(*statuses), [ANY_FAILED_FAILS])
+    status = derive_batch_status(
+        "batch-1", batch_id=None, jobs=jobs_in(*statuses), rules=[ANY_FAILED_FAILS]
+    )
     assert (is_batch_done(status), is_batch_succeeded(status)) == (done, succeeded)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.factories import free_port
 
 ROOT = Path(__file__).parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -31,13 +32,6 @@ EXCLUDED_CHECKS = (
 
 
 STREAMING_OPERATIONS = "streamEvents|get(Batch)?JobLogs"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait(predicate: object, what: str, timeout: float = 30.0) -> None:
@@ -59,7 +53,7 @@ def _ready(url: str) -> bool:
 @pytest.fixture
 def scheduler_url(tmp_path: Path) -> Iterator[str]:
     kubeconfig = tmp_path / "kubeconfig"
-    port = _free_port()
+    port = free_port()
     processes = [
         subprocess.Popen(
             [

@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import TEST_CONFIG, ClientFactory, post_job, wait_for_status, wait_until
+from tests.factories import Client
 from tests.fakekube import FakeKube
 
-Client = TestClient[Any, Any]
 SECRET = "webhook-secret"
 SHORT = {"command": ["sh", "-c", "sleep 1; exit 0"]}
 LATER = {"command": ["sh", "-c", "sleep 10; exit 0"]}

@@ -7,15 +7,12 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.logs import JsonFormatter
 from tests.conftest import (
@@ -26,9 +23,8 @@ from tests.conftest import (
     wait_for_status,
     wait_until,
 )
+from tests.factories import Client, free_port
 from tests.fakekube import FakeKube
-
-Client = TestClient[Any, Any]
 
 
 async def test_healthz_answers_while_readyz_follows_the_api_server(
@@ -141,13 +137,6 @@ async def test_no_log_line_ever_contains_the_payload(
 # -- the real process --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Process:
     def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
         self.proc, self.port = proc, port
@@ -157,7 +146,7 @@ class Process:
 @pytest.fixture
 async def process(kube: FakeKube, tmp_path: Path) -> AsyncIterator[Process]:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RADIX_CONFIG_FILE": str(TEST_CONFIG),

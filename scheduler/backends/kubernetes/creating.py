@@ -77,7 +77,7 @@ class Creator:
             )
         deadline = self._deadline(1)
         created = await self._api.create(
-            Resource.JOBS, build_job(self._identity, request, deadline)
+            Resource.JOBS, build_job(self._identity, request, deadline=deadline)
         )
         uid = created["metadata"]["uid"]
         try:
@@ -147,7 +147,9 @@ class Creator:
     ) -> dict[str, Any]:
         """A batch's job, its Secret and its Service together, all owned by the batch record
         (a restart replaces the Job and leaves them be); the batch's rollback removes them."""
-        job = self._api.create(Resource.JOBS, build_job(self._identity, request, deadline, owner))
+        job = self._api.create(
+            Resource.JOBS, build_job(self._identity, request, deadline=deadline, owner=owner)
+        )
         created, *_ = await _all([job, *self._owned(request, owner)])
         return created
 

@@ -91,7 +91,7 @@ class KubernetesKeys:
         self._identity = identity
 
     async def claim_key(
-        self, key_hash: str, body_hash: str, kind: ClaimKind, name: str, now: datetime
+        self, key_hash: str, *, body_hash: str, kind: ClaimKind, name: str, now: datetime
     ) -> Claim:
         body = build_claim(
             self._identity, key_hash, body_hash=body_hash, kind=kind, name=name, now=now

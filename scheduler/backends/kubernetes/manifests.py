@@ -231,6 +231,7 @@ def _job_labels(identity: Identity, request: JobRequest) -> dict[str, str]:
 def build_job(
     identity: Identity,
     request: JobRequest,
+    *,
     deadline: datetime | None = None,
     owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

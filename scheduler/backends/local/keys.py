@@ -32,7 +32,7 @@ class LocalKeys:
         self._store = store
 
     async def claim_key(
-        self, key_hash: str, body_hash: str, kind: ClaimKind, name: str, now: datetime
+        self, key_hash: str, *, body_hash: str, kind: ClaimKind, name: str, now: datetime
     ) -> Claim:
         def claiming(conn: sqlite3.Connection) -> Claim:
             sql = "SELECT * FROM idempotency_keys WHERE key_hash = ?"

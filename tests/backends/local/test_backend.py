@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from scheduler.backends.local import sandbox
 from tests.conftest import (
@@ -22,10 +21,10 @@ from tests.conftest import (
     wait_for_status,
     wait_until,
 )
+from tests.factories import Client
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
 
-Client = TestClient[Any, Any]
 LONG = "exec sleep 100000"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 BACKOFF_MESSAGE = "Job has reached the specified backoff limit"

@@ -19,6 +19,7 @@ from scheduler.backends.local.store import LocalStore
 from tests.backends.local.test_backend import log_texts, shell
 from tests.backends.local.test_process import processes_with, wait_for_processes, wait_until_gone
 from tests.conftest import ClientFactory, post_job, wait_for_status
+from tests.factories import job_request
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
 
@@ -76,7 +77,7 @@ async def test_a_job_has_only_fds_0_to_2_and_none_of_the_schedulers_variables(
 
 
 def request(name: str) -> JobRequest:
-    return JobRequest(
+    return job_request(
         name=name,
         job_id=None,
         image="busybox",
@@ -89,7 +90,6 @@ def request(name: str) -> JobRequest:
         payload=None,
         payload_path=None,
         time_limit_seconds=600,
-        backoff_limit=0,
     )
 
 

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests.conftest import ClientFactory, job_status, post_job, wait_for_status, wait_until
+from tests.factories import Client
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="jobs are Linux processes")
 
-Client = TestClient[Any, Any]
 # Generous, for a busy machine: only a hung job should ever reach it.
 TIMEOUT_SECONDS = 40.0
 # The default executor's threads (asyncio's default): each FIFO read once held one forever.

@@ -22,7 +22,7 @@ import pytest
 
 from tests.backends.local.test_backend import is_running, pid_written_to, process_group
 from tests.conftest import LOCAL_SHIMS, TEST_CONFIG, wait_until
-from tests.service.test_operations import _free_port as free_port
+from tests.factories import free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
 

@@ -18,7 +18,7 @@ import pytest
 from tests.backends.local.test_process import Scheduler
 from tests.backends.local.test_store import foreign_dir, modes, owner_only, tree
 from tests.conftest import LOCAL_SHIMS, TEST_CONFIG, wait_until
-from tests.service.test_operations import _free_port as free_port
+from tests.factories import free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="jobs are Linux processes")
 

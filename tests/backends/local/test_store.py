@@ -20,7 +20,6 @@ from scheduler.backends.base import (
     ExitCodeRule,
     JobRequest,
     NodeSpec,
-    PortSpec,
     RuntimeSpec,
 )
 from scheduler.backends.local.codec import request_from_json, request_to_json
@@ -29,6 +28,7 @@ from scheduler.backends.local.statedir import MARKER_FILE, MARKER_TEXT
 from scheduler.backends.local.store import INTERRUPTED_MESSAGE, LocalStore
 from scheduler.errors import ConfigError, ConflictError, InvalidError, NotFoundError
 from scheduler.settings import default_state_dir
+from tests.factories import job_request
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=30)
@@ -49,24 +49,10 @@ asyncio.run(main())
 """
 
 
-def request(name: str, **changes: object) -> JobRequest:
-    values: dict[str, object] = dict(
-        name=name,
-        job_id=f"id-{name}",
-        image="busybox:1.36",
-        command=("sh", "-c"),
-        args=("sleep 1",),
-        env={"A": "1"},
-        ports=(PortSpec("http", 3000),),
-        requests={"cpu": "50m"},
-        limits={"memory": "64Mi"},
-        payload=b'{"x": 10}',
-        payload_path="/compute/args",
-        time_limit_seconds=3600,
-        backoff_limit=2,
+def request(name: str, **changes: Any) -> JobRequest:
+    return job_request(
+        name=name, job_id=f"id-{name}", args=("sleep 1",), backoff_limit=2, **changes
     )
-    values.update(changes)
-    return JobRequest(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -684,12 +670,12 @@ async def test_a_closed_store_refuses_work(state_dir: Path) -> None:
     ],
 )
 def test_the_default_state_dir_follows_xdg(environ: dict[str, str], expected: str) -> None:
-    assert default_state_dir(environ, "app", "dev", "compute") == Path(expected)
+    assert default_state_dir(environ, app="app", environment="dev", job="compute") == Path(expected)
 
 
 def test_the_default_state_dir_refuses_names_that_are_no_file_names() -> None:
     with pytest.raises(ConfigError, match=r"'\.\.'"):
-        default_state_dir({"HOME": "/home/u"}, "app", "..", "compute")
+        default_state_dir({"HOME": "/home/u"}, app="app", environment="..", job="compute")
 
 
 # -- the event loop --------------------------------------------------------------------------
