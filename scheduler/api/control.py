@@ -13,13 +13,13 @@ RESULT_CONTENT_TYPE = "application/octet-stream"
 
 
 async def get_job_result(request: web.Request) -> web.Response:
-    body = request.app[RESULTS].job_result(request.match_info["jobName"])
+    body = await request.app[RESULTS].job_result(request.match_info["jobName"])
     return web.Response(body=body, content_type=RESULT_CONTENT_TYPE)
 
 
 async def get_batch_job_result(request: web.Request) -> web.Response:
     info = request.match_info
-    body = request.app[RESULTS].batch_job_result(info["batchName"], info["jobName"])
+    body = await request.app[RESULTS].batch_job_result(info["batchName"], info["jobName"])
     return web.Response(body=body, content_type=RESULT_CONTENT_TYPE)
 
 
