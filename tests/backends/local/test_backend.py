@@ -84,11 +84,20 @@ async def pid_written_to(path: Path) -> int:
     await wait_until(written, TIMEOUT_SECONDS)
     pid = read_pid(path)
     assert pid is not None
-    [host_pid] = [
-        candidate
-        for candidate in map(int, filter(str.isdigit, os.listdir("/proc")))
-        if f"={path}".encode() in environ_of(candidate) and innermost_pid(candidate) == pid
-    ]
+
+    def candidates() -> list[int]:
+        return [
+            candidate
+            for candidate in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if f"={path}".encode() in environ_of(candidate) and innermost_pid(candidate) == pid
+        ]
+
+    # While the job's shell execs its command, its environment cannot be read for a moment.
+    async def found() -> bool:
+        return len(candidates()) == 1
+
+    await wait_until(found, TIMEOUT_SECONDS)
+    [host_pid] = candidates()
     return host_pid
 
 
