@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -206,17 +207,27 @@ async def wait_for_status(client: Client, name: str, status: str, timeout: float
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the tests of a module that shares a costly module-scoped fixture (a
-    browser, generated clients, an end-to-end cluster) run on one worker, which makes it once."""
+    browser, generated clients, an end-to-end cluster) run on one worker, which makes it once.
+    Those, and the tests that ask for more time than the default, start first: none of them is
+    then left running alone at the end."""
+    default_timeout = float(config.getini("timeout"))
+    weights: dict[str, float] = {}
     for item in items:
-        definitions = getattr(item, "_fixtureinfo", None)
-        if definitions is None:
-            continue
-        shared = any(
-            fixturedef.scope == "module"
-            for fixturedefs in definitions.name2fixturedefs.values()
-            for fixturedef in fixturedefs
-        )
-        if shared:
+        if _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            weights[item.nodeid] = math.inf
+        elif (timeout := item.get_closest_marker("timeout")) is not None:
+            weights[item.nodeid] = float(timeout.args[0])
+    # Stable: the rest keep their order.
+    items.sort(key=lambda item: -weights.get(item.nodeid, default_timeout))
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    definitions = getattr(item, "_fixtureinfo", None)
+    return definitions is not None and any(
+        fixturedef.scope == "module"
+        for fixturedefs in definitions.name2fixturedefs.values()
+        for fixturedef in fixturedefs
+    )
