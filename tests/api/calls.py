@@ -107,3 +107,20 @@ async def running_job(client: Client, body: JSON | None = None) -> str:
     name: str = (await post_job(client, body or LONG))["name"]
     await wait_for_status(client, name, "Running")
     return name
+
+
+async def stop_while_waiting_for_a_retry(client: Client) -> str:
+    """A job whose first attempt fails at once, stopped while it waits for its retry (which the
+    scheduler under test puts far off); returns its name once it is Stopped."""
+    body = {"command": ["sh", "-c", "exit 1"], "backoffLimit": 1}
+    name: str = (await post_job(client, body))["name"]
+
+    async def waiting_for_a_retry() -> bool:
+        response = await client.get(f"/api/v1/jobs/{name}")
+        found = await response.json() if response.status == 200 else {}
+        return found.get("status") == "Waiting" and found.get("failed") == 1
+
+    await wait_until(waiting_for_a_retry)
+    await expect_stopped_answer(await stop(client, name), name)
+    await wait_for_status(client, name, "Stopped")
+    return name

@@ -19,6 +19,7 @@ from tests.api.calls import (
     expect_stopped_answer,
     running_job,
     stop,
+    stop_while_waiting_for_a_retry,
 )
 from tests.conftest import (
     AiohttpClient,
@@ -65,17 +66,8 @@ async def test_stopping_a_waiting_job_ends_it_stopped(
 ) -> None:
     client = await start_retrying_slowly()
     # Its first attempt fails at once; it waits for its retry, which is far off.
-    body = {"command": ["sh", "-c", "exit 1"], "backoffLimit": 1}
-    name = (await post_job(client, body))["name"]
-
-    async def waiting_for_a_retry() -> bool:
-        response = await client.get(f"/api/v1/jobs/{name}")
-        found = await response.json() if response.status == 200 else {}
-        return found.get("status") == "Waiting" and found.get("failed") == 1
-
-    await wait_until(waiting_for_a_retry)
-    await expect_stopped_answer(await stop(client, name), name)
-    stopped = await wait_for_status(client, name, "Stopped")
+    name = await stop_while_waiting_for_a_retry(client)
+    stopped = await job_status(client, name)
     assert stopped["ended"] is not None
 
 

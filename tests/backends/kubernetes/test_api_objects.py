@@ -22,6 +22,7 @@ from tests.api.calls import (
     post_batch,
     running_job,
     stop,
+    stop_while_waiting_for_a_retry,
     wait_for_batch,
 )
 from tests.conftest import (
@@ -136,18 +137,7 @@ async def test_a_job_stopped_while_waiting_for_a_retry_keeps_its_job_suspended(
     slow_kube: FakeKube, aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
     client = await aiohttp_client(make_app(slow_kube, make_settings(tmp_path)))
-    # Its first pod fails at once; it waits with no pod for its retry, which is far off.
-    body = {"command": ["sh", "-c", "exit 1"], "backoffLimit": 1}
-    name = (await post_job(client, body))["name"]
-
-    async def waiting_for_a_retry() -> bool:
-        response = await client.get(f"/api/v1/jobs/{name}")
-        found = await response.json() if response.status == 200 else {}
-        return found.get("status") == "Waiting" and found.get("failed") == 1
-
-    await wait_until(waiting_for_a_retry)
-    await expect_stopped_answer(await stop(client, name), name)
-    await wait_for_status(client, name, "Stopped")
+    name = await stop_while_waiting_for_a_retry(client)
     job = slow_kube.get("Job", NAMESPACE, name)
     assert job is not None and job["spec"]["suspend"] is True
 
