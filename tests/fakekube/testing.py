@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -21,6 +22,14 @@ from .fake import FakeKube
 JSON = dict[str, Any]
 IMAGE = "busybox:1.36"
 REFERENCE = Path(__file__).parent / "reference"
+
+
+def server_command(kubeconfig: Path, *options: str) -> list[str]:
+    """`python -m tests.fakekube` on a free port, writing its kubeconfig, its clock 20x fast."""
+    return [
+        *(sys.executable, "-m", "tests.fakekube", "--port", "0"),
+        *("--kubeconfig", str(kubeconfig), "--time-scale", "0.05", *options),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

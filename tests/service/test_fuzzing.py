@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import free_port
+from tests.fakekube.testing import server_command
 
 ROOT = Path(__file__).parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -56,17 +57,7 @@ def scheduler_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.fakekube",
-                "--port",
-                "0",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--time-scale",
-                "0.05",
-            ],
+            server_command(kubeconfig),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import signal
-import sys
 
 import yaml
 from kubernetes.aio import client, config
 
-from tests.fakekube.testing import job_manifest
+from tests.fakekube.testing import job_manifest, server_command
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -20,17 +19,7 @@ async def test_the_cli_serves_a_cluster_described_by_its_kubeconfig(
 ) -> None:
     kubeconfig = tmp_path / "kc.yaml"
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakekube",
-        "--port",
-        "0",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--time-scale",
-        "0.05",
-        "--namespace",
-        "team",
+        *server_command(kubeconfig, "--namespace", "team"),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
