@@ -176,18 +176,20 @@ async def scheduler(scheduler_factory: ClientFactory) -> TestClient[web.Request,
     return await scheduler_factory()
 
 
-async def post_job(client: Client, body: Any = None) -> JSON:
-    response = await client.post("/api/v1/jobs", data=b"" if body is None else json.dumps(body))
+async def ok_json(response: Any) -> JSON:
+    """The body of a 200 answer; any other answer fails the test with its body."""
     assert response.status == 200, await response.text()
     result: JSON = await response.json()
     return result
+
+
+async def post_job(client: Client, body: Any = None) -> JSON:
+    data = b"" if body is None else json.dumps(body)
+    return await ok_json(await client.post("/api/v1/jobs", data=data))
 
 
 async def job_status(client: Client, name: str) -> JSON:
-    response = await client.get(f"/api/v1/jobs/{name}")
-    assert response.status == 200, await response.text()
-    result: JSON = await response.json()
-    return result
+    return await ok_json(await client.get(f"/api/v1/jobs/{name}"))
 
 
 async def wait_for_status(client: Client, name: str, status: str, timeout: float = 15.0) -> JSON:

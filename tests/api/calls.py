@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.conftest import post_job, wait_for_status, wait_until
+from tests.conftest import ok_json, post_job, wait_for_status, wait_until
 from tests.factories import JSON, Client
 
 # Jobs of the test radixconfig's job on either backend's test clock (`sleep N` lasts N * 0.05 s).
@@ -38,17 +38,11 @@ def batch_of(*jobs: JSON, **fields: Any) -> JSON:
 
 
 async def post_batch(client: Client, body: Any) -> JSON:
-    response = await client.post("/api/v1/batches", json=body)
-    assert response.status == 200, await response.text()
-    result: JSON = await response.json()
-    return result
+    return await ok_json(await client.post("/api/v1/batches", json=body))
 
 
 async def get_batch(client: Client, name: str) -> JSON:
-    response = await client.get(f"/api/v1/batches/{name}")
-    assert response.status == 200, await response.text()
-    result: JSON = await response.json()
-    return result
+    return await ok_json(await client.get(f"/api/v1/batches/{name}"))
 
 
 async def wait_for_batch(client: Client, name: str, reached: Callable[[JSON], bool]) -> JSON:
