@@ -251,10 +251,14 @@ def axe_page(browser: Any) -> Iterator[Any]:
     yield from _page(browser, bypass_csp=True)
 
 
+# A page holding a 1 MiB payload in its form takes chromium long to draw on 2 busy cores.
+SCREENSHOT_TIMEOUT_MS = 45_000
+
+
 def screenshot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=True, timeout=SCREENSHOT_TIMEOUT_MS)
     return path
 
 

@@ -194,6 +194,7 @@ def test_a_batch_started_from_json_shows_its_jobs_and_is_stopped_and_deleted(
     assert live.api("GET", f"/batches/{batch}")[0] == 404
 
 
+@pytest.mark.timeout(180)  # two pages with a 1 MiB payload drawn, on shared cores
 def test_the_forms_show_the_payload_size_and_the_apis_own_words_for_errors(
     live: Scheduler, page: Page
 ) -> None:
