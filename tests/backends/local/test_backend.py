@@ -101,6 +101,17 @@ async def pid_written_to(path: Path) -> int:
     return host_pid
 
 
+async def running_job(client: Client, tmp_path: Path, **fields: Any) -> tuple[str, int]:
+    """A job that runs until stopped, once Running: its name, and the pid (as this test sees it)
+    of its process."""
+    pid_file = tmp_path / "pid"
+    body = shell(f'echo $$ > "$PID_FILE"; {LONG}', variables={"PID_FILE": str(pid_file)})
+    name = (await post_job(client, {**body, **fields}))["name"]
+    pid = await pid_written_to(pid_file)
+    await wait_for_status(client, name, "Running")
+    return name, pid
+
+
 def environ_of(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/environ").read_bytes()
@@ -366,11 +377,7 @@ async def test_stopping_a_running_job_ends_its_process(
     local_scheduler_factory: ClientFactory, tmp_path: Path
 ) -> None:
     client = await local_scheduler_factory()
-    pid_file = tmp_path / "pid"
-    body = shell(f'echo $$ > "$PID_FILE"; {LONG}', variables={"PID_FILE": str(pid_file)})
-    name = (await post_job(client, body))["name"]
-    pid = await pid_written_to(pid_file)
-    await wait_for_status(client, name, "Running")
+    name, pid = await running_job(client, tmp_path)
     response = await client.post(f"/api/v1/jobs/{name}/stop")
     assert response.status == 200, await response.text()
     assert (await job_status(client, name))["status"] in ("Stopping", "Stopped")
@@ -384,11 +391,7 @@ async def test_deleting_a_running_job_ends_its_process_and_removes_its_files(
     local_scheduler_factory: ClientFactory, tmp_path: Path
 ) -> None:
     client = await local_scheduler_factory()
-    pid_file = tmp_path / "pid"
-    body = shell(f'echo $$ > "$PID_FILE"; {LONG}', variables={"PID_FILE": str(pid_file)})
-    name = (await post_job(client, {**body, "payload": "p"}))["name"]
-    pid = await pid_written_to(pid_file)
-    await wait_for_status(client, name, "Running")
+    name, pid = await running_job(client, tmp_path, payload="p")
     assert (await client.delete(f"/api/v1/jobs/{name}")).status == 200
     assert (await client.get(f"/api/v1/jobs/{name}")).status == 404
 
@@ -515,11 +518,7 @@ async def test_closing_the_scheduler_fails_its_running_job_saying_why(
     local_scheduler_factory: ClientFactory, tmp_path: Path
 ) -> None:
     first = await local_scheduler_factory()
-    pid_file = tmp_path / "pid"
-    body = shell(f'echo $$ > "$PID_FILE"; {LONG}', variables={"PID_FILE": str(pid_file)})
-    name = (await post_job(first, body))["name"]
-    pid = await pid_written_to(pid_file)
-    await wait_for_status(first, name, "Running")
+    name, pid = await running_job(first, tmp_path)
     await first.close()
     assert not is_running(pid)
     second = await local_scheduler_factory()
