@@ -51,8 +51,23 @@ _OPTIONS = [
 
 _DESCRIPTION = """\
 The output of one attempt of the job (its pod's container on Kubernetes, its process on the local
-backend), as plain text. Kubernetes deletes the pods of stopped and deleted jobs: their logs are
-gone (404)."""
+backend), as plain text. On Kubernetes an attempt whose pod is gone (a stop, a restart, an
+eviction, a deleted pod) is served from the job's record, which keeps the tail of each attempt's
+log (`X-Log-Source: record`; `X-Log-Truncated: true` when the start of the log was not kept). A
+log that was not kept (its pod went before it could be read) is 404, saying so."""
+
+_HEADERS = {
+    "X-Log-Source": {
+        "type": "string",
+        "enum": ["record"],
+        "description": "Present when the job's record serves the log: the attempt's pod is gone",
+    },
+    "X-Log-Truncated": {
+        "type": "string",
+        "enum": ["true"],
+        "description": "Present when the record kept only the end of the log",
+    },
+}
 
 
 def _operation(operation_id: str, summary: str, parameters: list[dict[str, Any]]) -> Any:
@@ -64,7 +79,11 @@ def _operation(operation_id: str, summary: str, parameters: list[dict[str, Any]]
         "produces": ["text/plain"],
         "parameters": [*parameters, *deepcopy(_OPTIONS)],
         "responses": {
-            "200": {"description": "The log", "schema": {"type": "string"}},
+            "200": {
+                "description": "The log",
+                "schema": {"type": "string"},
+                "headers": deepcopy(_HEADERS),
+            },
             "404": {
                 "description": "No such job (or batch), attempt, or the attempt's log is gone",
                 "schema": _STATUS,

@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from scheduler.api.errors import REQUEST_ID
 from scheduler.api.keys import LOGS
+from scheduler.backends.base import OpenLog
 from scheduler.domain.logs import LogOptions
 from scheduler.errors import InvalidError, SchedulerError
 from scheduler.logs import request_id
@@ -28,7 +29,12 @@ CLIENT_CHECK_SECONDS = 1.0
 CLIENT_CLOSED_REQUEST = 499
 MAX_COUNT = 2**63 - 1  # the API server's int64
 
-Opening = Callable[[], Awaitable[AsyncGenerator[bytes, None]]]
+# Our headers on a log its attempt's record serves (its pod is gone), and on one the record
+# holds only the tail of.
+LOG_SOURCE = "X-Log-Source"
+LOG_TRUNCATED = "X-Log-Truncated"
+
+Opening = Callable[[], Awaitable[OpenLog]]
 
 
 async def get_job_logs(request: web.Request) -> web.StreamResponse:
@@ -106,10 +112,14 @@ def _client_left(request: web.Request) -> bool:
 async def _streaming(
     request: web.Request, response: web.StreamResponse, opening: Opening
 ) -> web.StreamResponse:
-    chunks = await opening()  # errors until here are answered as a Status
-    async with contextlib.aclosing(chunks):
+    opened = await opening()  # errors until here are answered as a Status
+    async with contextlib.aclosing(opened.chunks) as chunks:
         # The error middleware adds it too late for a response sent already.
         response.headers[REQUEST_ID] = request_id.get() or ""
+        if opened.kept:
+            response.headers[LOG_SOURCE] = "record"
+        if opened.truncated:
+            response.headers[LOG_TRUNCATED] = "true"
         await response.prepare(request)
         if request.method == "HEAD":
             await response.write_eof()

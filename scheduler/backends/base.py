@@ -128,6 +128,8 @@ class JobRecord:
     restarted: datetime | None = None
     previous_attempts: tuple[PodRecord, ...] = ()
     schedule: str | None = None  # a run of this radixconfig schedule
+    # The attempts of its current run that its record keeps (their pods may be gone).
+    kept_attempts: tuple[PodRecord, ...] = ()
 
     def condition(self, kind: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind and c.status), None)
@@ -164,6 +166,24 @@ class PodRecord:
     # What the container wrote as its result once it ended (Kubernetes' termination message, at
     # most 4 KiB); None when it wrote none.
     result: str | None = None
+    deleting: bool = False  # its pod is being deleted
+    # An attempt that a record keeps, not a pod: how much of it the record holds (`Kept`).
+    kept: Kept | None = None
+
+
+# How much of an attempt its record keeps: its log read once it had ended, or before (a stop, or
+# its pod being deleted), or its status only (its pod went before its log could be read).
+Kept = Literal["final", "partial", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLog:
+    """An attempt's log, open: its chunks, and whether they come from the attempt's record
+    (its pod is gone) holding only the log's tail."""
+
+    chunks: AsyncGenerator[bytes, None]
+    kept: bool = False
+    truncated: bool = False
 
 
 Record = JobRecord | PodRecord
@@ -266,14 +286,18 @@ class Backend(Protocol):
         """Changes after `resource_version`; ResourceExpiredError when that is too old."""
         ...
 
-    def read_log(
+    async def open_log(
         self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
-    ) -> AsyncGenerator[bytes, None]:
-        """The log of one attempt of `job` (`pod`: its PodStatus name) in chunks, the first one
-        empty once the log is open, so errors before it are the request's. `tail`: the last N
-        lines only; `timestamps`: each line after its RFC 3339 time and a space; `follow`: on
-        until the attempt ends. NotFoundError when the log is gone; ConflictError while the
-        attempt has not started."""
+    ) -> OpenLog:
+        """The log of one attempt of `job` (`pod`: its PodStatus name), open: errors until here
+        are the request's. `tail`: the last N lines only; `timestamps`: each line after its
+        RFC 3339 time and a space; `follow`: on until the attempt ends. NotFoundError (saying
+        why) when the log is gone; ConflictError while the attempt has not started."""
+        ...
+
+    async def attempt_result(self, job: str, pod: str) -> str | None:
+        """The result of an attempt that only a record keeps (`PodRecord.kept`), which does not
+        hold it; None when it wrote none."""
         ...
 
     async def close(self) -> None: ...

@@ -5,11 +5,12 @@ port, not HTTP. It follows a bounded number of logs at once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
-from scheduler.backends.base import Backend
+from scheduler.backends.base import Backend, OpenLog
 from scheduler.domain.batches import BatchService
 from scheduler.domain.view import JobView
 from scheduler.errors import BusyError, ConflictError, NotFoundError
@@ -66,14 +67,12 @@ class LogReader:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         view.subscribe(self._changed)
 
-    async def job_log(self, name: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
+    async def job_log(self, name: str, options: LogOptions) -> OpenLog:
         """The log of a job (single or of a batch, by its full name), open: errors come here,
         not from the chunks (except a stream that breaks off)."""
         return await self._open(functools.partial(self._view.require_status, name), options)
 
-    async def batch_job_log(
-        self, batch: str, job: str, options: LogOptions
-    ) -> AsyncGenerator[bytes, None]:
+    async def batch_job_log(self, batch: str, job: str, options: LogOptions) -> OpenLog:
         """The log of a batch's job, by its full name or the short one after the batch's."""
         return await self._open(functools.partial(self._batches.job, batch, job), options)
 
@@ -82,7 +81,7 @@ class LogReader:
         """How many reads wait for a job to change (to start, or to start its next attempt)."""
         return sum(len(waiting) for waiting in self._waiters.values())
 
-    async def _open(self, resolve: Resolve, options: LogOptions) -> AsyncGenerator[bytes, None]:
+    async def _open(self, resolve: Resolve, options: LogOptions) -> OpenLog:
         if options.follow:
             if self.following >= self.max_followers:
                 raise BusyError(
@@ -93,18 +92,17 @@ class LogReader:
             self.following += 1
         try:
             status, pod = await self._first_attempt(resolve, options)
-            chunks = self._read(status.name, pod, options=options, tail=options.tail)
-            await anext(chunks, b"")  # opened
+            opened = await self._read(status.name, pod, options=options, tail=options.tail)
         except BaseException:
             if options.follow:
                 self.following -= 1
             raise
         streaming = self._streaming(
-            resolve, options, job=status.name, index=pod.pod_index, chunks=chunks
+            resolve, options, job=status.name, index=pod.pod_index, chunks=opened.chunks
         )
         # It owns the open log (and the follower's place) from here on, and gives them up.
         await anext(streaming)
-        return streaming
+        return dataclasses.replace(opened, chunks=streaming)
 
     async def _first_attempt(
         self, resolve: Resolve, options: LogOptions
@@ -150,7 +148,7 @@ class LogReader:
                 if later is None:
                     return
                 index = later.pod_index
-                chunks = self._read(job, later, options=options, tail=None)
+                chunks = (await self._read(job, later, options=options, tail=None)).chunks
         finally:
             if options.follow:
                 self.following -= 1
@@ -170,10 +168,10 @@ class LogReader:
                 return None
             await self._change_of(status.name)
 
-    def _read(
+    async def _read(
         self, job: str, pod: PodStatus, *, options: LogOptions, tail: int | None
-    ) -> AsyncGenerator[bytes, None]:
-        return self._backend.read_log(
+    ) -> OpenLog:
+        return await self._backend.open_log(
             job, pod.name, follow=options.follow, tail=tail, timestamps=options.timestamps
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from scheduler.backends.base import (
     JobRecord,
     JobRequest,
     Kind,
+    OpenLog,
     Record,
     WatchEvent,
 )
@@ -184,13 +185,18 @@ class LocalBackend:
     def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
         return self._listing.watch(kind, resource_version)
 
-    def read_log(
+    async def open_log(
         self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> OpenLog:
         ended = functools.partial(self._listing.attempt_ended, pod)
-        return logs.reading(
+        chunks = logs.reading(
             self._store, job, pod, follow=follow, tail=tail, timestamps=timestamps, finished=ended
         )
+        await anext(chunks)  # opened
+        return OpenLog(chunks)
+
+    async def attempt_result(self, job: str, pod: str) -> str | None:
+        return None  # an attempt's record here holds its result: no attempt is kept elsewhere
 
     # -- helpers -------------------------------------------------------------------------------
 
