@@ -8,9 +8,10 @@ import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from scheduler.backends.base import JobRecord, PodRecord
+from scheduler.backends.base import Backend, JobRecord, PodRecord
 from scheduler.domain.batch_status import DONE_JOB_STATUSES
 from scheduler.domain.batches import BatchService
+from scheduler.domain.status import current_attempts
 from scheduler.domain.view import JobView
 from scheduler.errors import ConflictError, NotFoundError
 from scheduler.models import JobStatus, JobStatusEnum
@@ -24,15 +25,15 @@ _POD_END_POLL_SECONDS = 0.05
 
 def latest_attempt(job: JobRecord, pods: Iterable[PodRecord]) -> PodRecord | None:
     """The last attempt of the job's current run (a restart's earlier attempts are history)."""
-    earlier = {pod.name for pod in job.previous_attempts}
-    current = [pod for pod in pods if pod.name not in earlier]
-    return max(current, key=lambda p: (p.created or _EPOCH, p.name), default=None)
+    current = current_attempts(job, pods)
+    return current[-1] if current else None
 
 
 class Results:
-    def __init__(self, view: JobView, batches: BatchService) -> None:
+    def __init__(self, view: JobView, batches: BatchService, backend: Backend) -> None:
         self._view = view
         self._batches = batches
+        self._backend = backend
 
     async def job_result(self, name: str) -> bytes:
         """The result of a job (single or of a batch, by its full name)."""
@@ -56,9 +57,13 @@ class Results:
                 await asyncio.sleep(_POD_END_POLL_SECONDS)
                 waited += _POD_END_POLL_SECONDS
                 latest = self._latest(name)
-        if latest is None or latest.result is None:
+        result = latest.result if latest is not None else None
+        if latest is not None and result is None and latest.kept is not None:
+            # Its pod is gone: its record keeps the result.
+            result = await self._backend.attempt_result(name, latest.name)
+        if result is None:
             raise NotFoundError(f"job {name} wrote no result")
-        return latest.result.encode("utf-8")
+        return result.encode("utf-8")
 
     def _latest(self, name: str) -> PodRecord | None:
         record = self._view.job(name)

@@ -15,6 +15,7 @@ from scheduler.models.wire import built, rfc3339
 # Waiting reasons that are just a pod starting up, not a problem worth a message.
 _ROUTINE_WAITING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 OUT_OF_MEMORY = "OOMKilled"
+STOPPED = "Stopped"
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 # A termination message may be a job's whole result (up to 4 KiB): statuses show its first line,
 # cut to this; the whole of it is served at the job's `/result`.
@@ -60,6 +61,8 @@ def _pod_problem(pod: PodRecord) -> str | None:
 
 def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
     state = pod.container
+    if state.reason == STOPPED:
+        return ReplicaStatusEnum.STOPPED
     if state.state == "running":
         return ReplicaStatusEnum.RUNNING
     if state.state == "terminated":
@@ -76,6 +79,10 @@ def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
 def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> PodStatus:
     state = pod.container
     problem = _pod_problem(pod)
+    replica = _stopped_replica(pod, stopped) if stopped else _replica_status(pod)
+    # The attempts a stop ended say so, as on every backend (their pods' own reason is the
+    # signal's, e.g. Error with exit code 143).
+    reason = STOPPED if replica is ReplicaStatusEnum.STOPPED else state.reason
     return built(
         PodStatus,
         name=pod.name,
@@ -83,17 +90,14 @@ def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> 
         start_time=state.started_at,
         end_time=state.finished_at,
         container_started=state.started_at,
-        replica_status=built(
-            ReplicaStatus,
-            status=_stopped_replica(pod, stopped) if stopped else _replica_status(pod),
-        ),
+        replica_status=built(ReplicaStatus, status=replica),
         status_message=problem or _shown_message(state),
         restart_count=pod.restart_count,
         image=pod.image,
         image_id=pod.image_id,
         pod_index=index,
         exit_code=state.exit_code or 0,
-        reason=state.reason,
+        reason=reason,
     )
 
 
@@ -124,13 +128,26 @@ def _failure_message(condition: Condition, pods: list[PodRecord]) -> str:
     return f"{message}: {problems[0]}" if problems else message
 
 
+def current_attempts(job: JobRecord, pods: Iterable[PodRecord]) -> list[PodRecord]:
+    """The attempts of the job's current run, oldest first: its pods, and those its record
+    keeps whose pods are gone. A restart's earlier attempts are history, not among them."""
+    earlier = {pod.name for pod in job.previous_attempts}
+    current = {pod.name: pod for pod in pods if pod.name not in earlier}
+    for kept in job.kept_attempts:
+        if kept.name not in current and kept.name not in earlier:
+            current[kept.name] = kept
+    return sorted(current.values(), key=lambda p: (p.created or _EPOCH, p.name))
+
+
 def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
     # A restarted job's earlier attempts are history: they show first and decide nothing.
     previous = job.previous_attempts
-    earlier = {pod.name for pod in previous}
-    current = (pod for pod in pods if pod.name not in earlier)
-    ordered = sorted(current, key=lambda p: (p.created or _EPOCH, p.name))
+    ordered = current_attempts(job, pods)
     completed = job.condition("Complete") or job.condition("SuccessCriteriaMet")
+    if completed is not None and any(_is_live(p) for p in ordered):
+        # The Job's end came before its pod's (two watches): the job has succeeded once its
+        # pod is seen to have, so that its result is there when it shows Succeeded.
+        completed = None
     failed = job.condition("Failed") or job.condition("FailureTarget")
     stopped = job.stopped_at
     if (
