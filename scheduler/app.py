@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -87,13 +88,23 @@ def _default_backend(settings: Settings) -> Backend:
             max_parallel=settings.max_parallel,
             log_limit_bytes=settings.log_limit_bytes,
         )
+    return kubernetes_backend(settings)
+
+
+def kubernetes_backend(settings: Settings, configuration: Any = None) -> Backend:
+    """The Kubernetes backend as the settings say; `configuration` (a client configuration)
+    stands in for the kubeconfig or the pod's service account."""
     # The only place the Kubernetes backend is chosen; importing it loads the client library.
     from scheduler.backends.kubernetes.backend import KubernetesBackend
 
     return KubernetesBackend(
         identity_of(settings),
         kubeconfig=settings.kubeconfig,
+        configuration=configuration,
         create_grace_seconds=settings.create_grace_seconds,
+        keep_attempts=settings.keep_attempts,
+        attempt_log_bytes=settings.attempt_log_bytes,
+        attempt_record_bytes=settings.attempt_record_bytes,
     )
 
 
@@ -191,7 +202,7 @@ def create_app(
     notifier = Notifier(view, lambda name: app[BATCHES].find(name))
     app[BATCHES] = BatchService(settings.definition, backend, view, creating=notifier.holding)
     app[LOGS] = LogReader(backend, view, app[BATCHES])
-    app[RESULTS] = Results(view, app[BATCHES])
+    app[RESULTS] = Results(view, app[BATCHES], backend)
     app[RESTARTS] = Restarter(backend, view, app[BATCHES])
     app[IDEMPOTENCY] = Idempotency(
         backend.keys,

@@ -24,6 +24,11 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
 DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
+# What each job's record keeps on Kubernetes: the tail of each attempt's log, and the most it
+# holds in all (compressed), in a ConfigMap, which holds 1 MiB of data at most.
+DEFAULT_ATTEMPT_LOG_BYTES = 256 * 1024
+DEFAULT_ATTEMPT_RECORD_BYTES = 900 * 1024
+MAX_ATTEMPT_RECORD_BYTES = 960 * 1024
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
 DEFAULT_EVENTS_HEARTBEAT_SECONDS = 15.0
 # `/events`: how many recent events a returning client can catch up on, and how many one slow
@@ -101,6 +106,16 @@ class GivenSettings(BaseModel, frozen=True, extra="forbid", validate_by_name=Tru
     # The local backend's bound on each log.
     log_limit_bytes: Annotated[int, Field(ge=4096)] = _setting(
         "--log-limit-bytes", "SCHEDULER_LOG_LIMIT_BYTES", DEFAULT_LOG_LIMIT_BYTES
+    )
+    # Kubernetes: what each job's record keeps of its attempts once their pods are gone.
+    keep_attempts: bool = _setting("--keep-attempts", "SCHEDULER_KEEP_ATTEMPTS", True)
+    attempt_log_bytes: Annotated[int, Field(ge=1024)] = _setting(
+        "--attempt-log-bytes", "SCHEDULER_ATTEMPT_LOG_BYTES", DEFAULT_ATTEMPT_LOG_BYTES
+    )
+    attempt_record_bytes: Annotated[int, Field(ge=64 * 1024, le=MAX_ATTEMPT_RECORD_BYTES)] = (
+        _setting(
+            "--attempt-record-bytes", "SCHEDULER_ATTEMPT_RECORD_BYTES", DEFAULT_ATTEMPT_RECORD_BYTES
+        )
     )
     # How long a POST's Idempotency-Key is honoured: a repeat within it gets the first's job.
     idempotency_ttl_seconds: Seconds = _setting(

@@ -17,8 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from scheduler.app import create_app, identity_of
-from scheduler.backends.kubernetes.backend import KubernetesBackend
+from scheduler.app import create_app, identity_of, kubernetes_backend
 from scheduler.backends.local.backend import LocalBackend
 from scheduler.settings import Settings, load_settings
 from tests.factories import JSON, Client
@@ -67,11 +66,7 @@ def make_settings(tmp_path: Path, job: str = "compute", **env: str) -> Settings:
 
 
 def make_app(kube: FakeKube, settings: Settings, prune_interval: float = 0.02) -> web.Application:
-    backend = KubernetesBackend(
-        identity_of(settings),
-        configuration=kube.configuration(),
-        create_grace_seconds=settings.create_grace_seconds,
-    )
+    backend = kubernetes_backend(settings, kube.configuration())
     return create_app(settings, backend, prune_interval_seconds=prune_interval)
 
 

@@ -5,7 +5,7 @@ Services; a stop a suspended Job that keeps its record."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,15 @@ from scheduler.backends.base import (
     JobRecord,
     JobRequest,
     Kind,
+    OpenLog,
+    PodRecord,
     Record,
     WatchEvent,
 )
 from scheduler.backends.kubernetes import logs
 from scheduler.backends.kubernetes.client import KubeApi, Resource, error_for
 from scheduler.backends.kubernetes.creating import Creator
+from scheduler.backends.kubernetes.keeping import AttemptKeeper
 from scheduler.backends.kubernetes.keys import KubernetesKeys
 from scheduler.backends.kubernetes.manifests import label_selector, stop_patch
 from scheduler.backends.kubernetes.records import job_record, pod_record
@@ -40,7 +43,9 @@ class KubernetesBackend:
     """The `Backend` port over one namespace of a Kubernetes API server.
 
     `create_grace_seconds` is how long a creation may take before the recovery sweep (of any
-    replica) settles what it left half-made; `configuration` (a client configuration) stands in
+    replica) settles what it left half-made; `keep_attempts`: whether each job's record keeps
+    its attempts (`keeping.py`), `attempt_log_bytes` of each one's log and `attempt_record_bytes`
+    in all; `configuration` (a client configuration) stands in
     for `kubeconfig` or the pod's service account.
     """
 
@@ -49,12 +54,23 @@ class KubernetesBackend:
         identity: Identity,
         *,
         create_grace_seconds: float,
+        keep_attempts: bool,
+        attempt_log_bytes: int,
+        attempt_record_bytes: int,
         kubeconfig: Path | None = None,
         configuration: Any = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.identity = identity
         self._api = KubeApi(identity.namespace, kubeconfig, configuration)
+        self._keeper = AttemptKeeper(
+            self._api,
+            identity,
+            log_bytes=attempt_log_bytes,
+            record_bytes=attempt_record_bytes,
+            enabled=keep_attempts,
+            clock=clock,
+        )
         self._selector = label_selector(identity)
         self._clock = clock
         self._creator = Creator(
@@ -62,13 +78,15 @@ class KubernetesBackend:
         )
         self.keys = KubernetesKeys(self._api, identity)
         self._restarter = Restarter(
-            self._api, identity, grace_seconds=create_grace_seconds, clock=clock
+            self._api, identity, self._keeper, grace_seconds=create_grace_seconds, clock=clock
         )
 
     async def start(self) -> None:
         await self._api.start()
+        self._keeper.start()
 
     async def close(self) -> None:
+        await self._keeper.close()
         await self._api.close()
 
     async def create_job(self, request: JobRequest) -> JobRecord:
@@ -78,7 +96,10 @@ class KubernetesBackend:
         return await self._creator.create_batch(batch)
 
     async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
-        patch = stop_patch(self._clock(), started)
+        now = self._clock()
+        # Its running attempts end with their pods, which the Job controller deletes.
+        await self._keeper.keep_before_stop(name, now)
+        patch = stop_patch(now, started)
         return job_record(await self._api.patch(Resource.JOBS, name, patch))
 
     async def delete_job(self, name: str, uid: str) -> None:
@@ -128,12 +149,23 @@ class KubernetesBackend:
         except NotFoundError as exc:
             raise NotFoundError(f"batch {name} not found") from exc
 
-    def read_log(
+    async def open_log(
         self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
-    ) -> AsyncGenerator[bytes, None]:
-        return logs.reading(
+    ) -> OpenLog:
+        chunks = logs.reading(
             self._api, self.identity, job, pod, follow=follow, tail=tail, timestamps=timestamps
         )
+        try:
+            await anext(chunks)  # opened
+        except NotFoundError as gone:
+            # Its pod is gone: what its attempt's record keeps.
+            return await self._keeper.open_kept_log(
+                job, pod, tail=tail, timestamps=timestamps, gone=gone
+            )
+        return OpenLog(chunks)
+
+    async def attempt_result(self, job: str, pod: str) -> str | None:
+        return await self._keeper.kept_result(job, pod)
 
     async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
         return await self._restarter.restart(name, uid, now)
@@ -158,7 +190,17 @@ class KubernetesBackend:
             metadata = page.get("metadata") or {}
             token = metadata.get("continue")
             if not token:
+                self._seen(kind, records)
                 return records, str(metadata.get("resourceVersion", ""))
+
+    def _seen(self, kind: Kind, records: list[Record]) -> None:
+        """A fresh list, told to the keeper: what the Jobs' records keep, and pods to keep."""
+        if kind is Kind.JOB:
+            self._keeper.jobs_listed(r for r in records if isinstance(r, JobRecord))
+            return
+        for record in records:
+            if isinstance(record, PodRecord):
+                self._keeper.pod_seen(record, deleted=False)
 
     async def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
         async for event in self._api.watch(_RESOURCE_OF[kind], self._selector, resource_version):
@@ -181,4 +223,9 @@ class KubernetesBackend:
             # The deletion of a Job a restart replaces: the job lives on in its replacement
             # (same name), which no replica's view may lose in between; only the version counts.
             return WatchEvent("BOOKMARK", version, None)
-        return WatchEvent(kind_of_event, version, self._record(kind, obj))
+        record = self._record(kind, obj)
+        if isinstance(record, JobRecord):
+            self._keeper.job_seen(record, deleted=kind_of_event == "DELETED")
+        else:
+            self._keeper.pod_seen(record, deleted=kind_of_event == "DELETED")
+        return WatchEvent(kind_of_event, version, record)

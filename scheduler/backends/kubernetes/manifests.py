@@ -48,6 +48,11 @@ LABEL_RESTART = "radix.equinor.com/restart"
 ANNOTATION_REPLACED_BY = "radix.equinor.com/replaced-by-restart"
 # A single job's anchor (a ConfigMap), which is no batch either.
 LABEL_ANCHOR = "radix.equinor.com/anchor"
+# What a job's record keeps of each attempt of its current run: its status on the Job, one
+# annotation per attempt (this prefix and its pod's name); its log and result in a ConfigMap
+# the Job owns (`attempts.py`), which is no batch either.
+ANNOTATION_ATTEMPT_PREFIX = "attempts.radix.equinor.com/"
+LABEL_ATTEMPTS = "radix.equinor.com/attempts"
 ANCHOR_SUFFIX = "-anchor"
 PAYLOAD_KEY = "payload"
 PAYLOAD_VOLUME = "job-payload"

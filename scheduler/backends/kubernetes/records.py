@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
+from scheduler.backends.base import Condition, ContainerState, JobRecord, Kept, PodRecord
 from scheduler.backends.kubernetes.manifests import (
+    ANNOTATION_ATTEMPT_PREFIX,
     ANNOTATION_BATCH_ID,
     ANNOTATION_BATCH_INDEX,
     ANNOTATION_CREATED_AT,
@@ -25,6 +26,7 @@ from scheduler.backends.kubernetes.manifests import (
 )
 from scheduler.models.wire import rfc3339
 
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 # Terminated with these, the container never ran: the message is the runtime's, not a result.
 _RUNTIME_REASONS = frozenset({"StartError", "ContainerCannotRun"})
 # A previous attempt keeps this much of its message: what a status shows of it (and no result).
@@ -114,6 +116,7 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         schedule=labels.get(LABEL_SCHEDULE),
         restarted=parse_time(annotations.get(ANNOTATION_RESTARTED_AT)),
         previous_attempts=previous_attempts(annotations.get(ANNOTATION_PREVIOUS_ATTEMPTS)),
+        kept_attempts=kept_attempts(annotations),
     )
 
 
@@ -166,6 +169,7 @@ def pod_record(obj: dict[str, Any]) -> PodRecord:
         condition_reason=condition.get("reason") if condition else None,
         condition_message=condition.get("message") if condition else None,
         result=_result(_container_state(first.get("state"))),
+        deleting=bool(metadata.get("deletionTimestamp")),
     )
 
 
@@ -196,6 +200,9 @@ def attempt_summary(pod: PodRecord) -> dict[str, Any]:
     return {key: value for key, value in summary.items() if value is not None}
 
 
+_KEPT: dict[Any, Kept] = {"final": "final", "partial": "partial", "status": "status"}
+
+
 def _previous_attempt(summary: dict[str, Any]) -> PodRecord:
     return PodRecord(
         name=str(summary.get("name", "")),
@@ -216,6 +223,7 @@ def _previous_attempt(summary: dict[str, Any]) -> PodRecord:
         restart_count=_int(summary.get("restartCount")),
         image=summary.get("image"),
         image_id=summary.get("imageID"),
+        kept=_KEPT.get(summary.get("kept"), "status"),
     )
 
 
@@ -230,3 +238,27 @@ def previous_attempts(text: Any) -> tuple[PodRecord, ...]:
     if not isinstance(summaries, list):
         return ()
     return tuple(_previous_attempt(s) for s in summaries if isinstance(s, dict))
+
+
+def kept_attempt(text: Any) -> PodRecord | None:
+    """An attempt its job's record keeps (one annotation); None when it is unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        summary = json.loads(text)
+    except ValueError:
+        return None
+    return _previous_attempt(summary) if isinstance(summary, dict) else None
+
+
+def kept_attempts(annotations: dict[str, Any]) -> tuple[PodRecord, ...]:
+    """The attempts of a Job's current run that its record keeps, oldest first."""
+    kept = [
+        attempt
+        for key, text in annotations.items()
+        if key.startswith(ANNOTATION_ATTEMPT_PREFIX) and (attempt := kept_attempt(text))
+    ]
+    if not kept:
+        return ()
+    kept.sort(key=lambda pod: (pod.created or _EPOCH, pod.name))
+    return tuple(kept)

@@ -19,6 +19,7 @@ from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     LABEL_ANCHOR,
+    LABEL_ATTEMPTS,
     LABEL_BATCH_NAME,
     LABEL_IDEMPOTENCY_KEY,
     LABEL_PENDING,
@@ -72,9 +73,11 @@ async def sweep(
 ) -> int:
     """Settle every overdue pending job and batch, and with `finish_restart` every overdue
     restart record (`restarting.py`); return how many were settled."""
-    # Idempotency-Key claims and single jobs' anchors are ConfigMaps too, but no batches (and
-    # there are as many anchors as jobs: they are not listed at all).
-    selector = f"{label_selector(identity)},!{LABEL_IDEMPOTENCY_KEY},!{LABEL_ANCHOR}"
+    # Idempotency-Key claims, single jobs' anchors and jobs' attempt records are ConfigMaps too,
+    # but no batches (and there are as many anchors and records as jobs: they are not listed).
+    selector = (
+        f"{label_selector(identity)},!{LABEL_IDEMPOTENCY_KEY},!{LABEL_ANCHOR},!{LABEL_ATTEMPTS}"
+    )
     configmaps = [item async for item in list_all(api, Resource.CONFIGMAPS, selector)]
     # A restart record is no batch either.
     batches = {item["metadata"]["name"]: item for item in configmaps if not _is_restart(item)}

@@ -35,7 +35,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scheduler.backends.base import Identity, JobRecord
+from scheduler.backends.kubernetes.attempts import without_kept
 from scheduler.backends.kubernetes.client import KubeApi, Resource
+from scheduler.backends.kubernetes.keeping import AttemptKeeper
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     ANNOTATION_CREATED_AT,
@@ -117,7 +119,7 @@ def replacement_job(old: dict[str, Any], previous: list[dict[str, Any]], now: da
     metadata = old["metadata"]
     annotations = {
         key: value
-        for key, value in (metadata.get("annotations") or {}).items()
+        for key, value in without_kept(metadata.get("annotations") or {}).items()
         if key not in _DROPPED_ANNOTATIONS
     }
     annotations[ANNOTATION_CREATED_AT] = (
@@ -221,12 +223,14 @@ class Restarter:
         self,
         api: KubeApi,
         identity: Identity,
+        keeper: AttemptKeeper,
         *,
         grace_seconds: float,
         clock: Callable[[], datetime],
     ) -> None:
         self._api = api
         self._identity = identity
+        self._keeper = keeper
         self._grace = grace_seconds
         self._clock = clock
 
@@ -241,14 +245,27 @@ class Restarter:
         if not _has_ended(old):
             raise BadRequestError(f"cannot restart the job {name}: it has not ended")
         pods = [pod async for pod in self._pods(name)]
-        earlier = list(job_record(old).previous_attempts)
+        # Their logs and results are kept before their pods are deleted (step 6).
+        await self._keeper.keep_all(name, pods)
+        old = await self._job(name)
+        if old is None or old["metadata"].get("deletionTimestamp"):
+            raise NotFoundError(f"job {name} not found")
+        if old["metadata"].get("uid") != uid:
+            raise ConflictError(f"job {name} was restarted meanwhile")
+        if is_being_replaced(old):
+            raise ConflictError(f"a restart of job {name} is already under way")
+        record = job_record(old)
+        earlier = list(record.previous_attempts)
         known = {attempt.name for attempt in earlier}
-        # In the order the job's status shows them.
-        latest = sorted(
-            (pod for pod in map(pod_record, pods) if pod.name not in known),
+        # The attempts its record keeps, with what their pods, where still there, say now; in
+        # the order the job's status shows them.
+        latest = {attempt.name: attempt for attempt in record.kept_attempts}
+        latest.update((pod.name, pod) for pod in map(pod_record, pods) if pod.name not in latest)
+        ordered = sorted(
+            (pod for pod in latest.values() if pod.name not in known),
             key=lambda pod: (pod.created or _EPOCH, pod.name),
         )
-        attempts = [attempt_summary(attempt) for attempt in (*earlier, *latest)]
+        attempts = [attempt_summary(attempt) for attempt in (*earlier, *ordered)]
         restart = Restart(
             name,
             uid,
@@ -419,8 +436,9 @@ class Restarter:
             return current
 
     async def _hand_over(self, restart: Restart, uid: str) -> None:
-        """The anchor, and with it the payload Secret and the Service, belongs to the new Job
-        (so they go with it)."""
+        """The attempt record, and the anchor with the payload Secret and the Service, belong to
+        the new Job (so they go with it)."""
+        await self._keeper.hand_over(restart.name, uid)
         if not _has_anchor(restart.job):
             return  # nothing to hand over, or a batch's job: its batch record owns them
         owner = {"metadata": {"ownerReferences": [job_owner(restart.name, uid)]}}

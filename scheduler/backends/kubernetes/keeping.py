@@ -1,0 +1,353 @@
+"""Keeping each attempt of a job after its pod is gone (`attempts.py` holds what is kept).
+
+The keeper watches what the backend's watch sees. An attempt is kept when it ends (its
+container terminated), when its pod starts being deleted by anyone, and, if nothing was kept
+before, when its pod is gone (then its status only: its log went with it). The scheduler's own
+ends of a running attempt, a stop and a restart, keep it first, then end it.
+
+Every replica keeps what it sees; each write is conditional on the object being as read (its
+resourceVersion), and merges with what is kept already, so two replicas never undo each other
+and a crash anywhere is made good by whoever sees the pod next (the watch's first list too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from scheduler.backends.base import Identity, JobRecord, Kept, OpenLog, PodRecord
+from scheduler.backends.kubernetes import attempts
+from scheduler.backends.kubernetes.attempts import KeptLog
+from scheduler.backends.kubernetes.client import KubeApi, Resource
+from scheduler.backends.kubernetes.manifests import (
+    CONTAINER_NAME_FALLBACK,
+    LABEL_PENDING,
+    POD_JOB_NAME_LABEL,
+    job_owner,
+    label_selector,
+)
+from scheduler.backends.kubernetes.records import pod_record
+from scheduler.clock import utcnow
+from scheduler.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    SchedulerError,
+)
+
+log = logging.getLogger(__name__)
+
+# Attempts kept at once (each reads a log and writes twice).
+KEEPERS = 8
+# A conditional write is tried this many times while its object keeps changing (the Job
+# controller writes a running Job's status).
+WRITE_ATTEMPTS = 5
+# A log's tail is read this many lines at first, then more while that is less than is kept.
+FIRST_TAIL_LINES = 4096
+MAX_TAIL_LINES = 1 << 22
+# A job has a pod or a few (its attempts at once, and those still terminating).
+POD_PAGE_SIZE = 500
+
+
+@dataclass(slots=True)
+class _Due:
+    """A pod to keep, as last seen, and whether it is gone."""
+
+    job: str
+    pod: PodRecord
+    gone: bool
+
+
+@dataclass(slots=True)
+class _Job:
+    kept: dict[str, Kept | None]  # by pod name: how much its record keeps
+    previous: frozenset[str]  # the pods of its runs before a restart: history, not kept here
+
+
+class AttemptKeeper:
+    def __init__(
+        self,
+        api: KubeApi,
+        identity: Identity,
+        *,
+        log_bytes: int,
+        record_bytes: int,
+        enabled: bool,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._api = api
+        self._clock = clock
+        self._identity = identity
+        self._container = identity.component or CONTAINER_NAME_FALLBACK
+        self._log_bytes = log_bytes
+        self._record_bytes = record_bytes
+        self.enabled = enabled
+        # What the watch says the records keep, to leave alone what is kept already.
+        self._jobs: dict[str, _Job] = {}
+        self._due: dict[str, _Due] = {}
+        self._busy: set[str] = set()
+        self._wake = asyncio.Event()
+        self._jobs_listed = asyncio.Event()
+        self._slots = asyncio.Semaphore(KEEPERS)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.enabled and self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name="attempt-keeper")
+
+    async def close(self) -> None:
+        tasks = [*self._tasks, *([self._runner] if self._runner else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runner = None
+
+    # -- what the watch sees ----------------------------------------------------------------
+
+    def jobs_listed(self, records: Iterable[JobRecord]) -> None:
+        self._jobs = {}
+        for record in records:
+            self.job_seen(record, deleted=False)
+        self._jobs_listed.set()
+
+    def job_seen(self, record: JobRecord, *, deleted: bool) -> None:
+        if deleted:
+            self._jobs.pop(record.name, None)
+            return
+        self._jobs[record.name] = _Job(
+            {attempt.name: attempt.kept for attempt in record.kept_attempts},
+            frozenset(attempt.name for attempt in record.previous_attempts),
+        )
+
+    def pod_seen(self, pod: PodRecord, *, deleted: bool) -> None:
+        if not self.enabled or not pod.job_name or not attempts.started(pod):
+            return  # a pod that never ran is no attempt to keep
+        job = self._jobs.get(pod.job_name)
+        if job is not None and pod.name in job.previous:
+            return
+        kept = job.kept.get(pod.name) if job is not None else None
+        if kept == "final":
+            return
+        # A pod's last state (that of its deletion too) may say how it ended, if nothing did.
+        if attempts.ended(pod) or (kept is None and (deleted or pod.deleting)):
+            self._due[pod.name] = _Due(pod.job_name, pod, gone=deleted)
+            self._wake.set()
+
+    async def _run(self) -> None:
+        await self._jobs_listed.wait()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for name in [name for name in self._due if name not in self._busy]:
+                due = self._due.pop(name)
+                self._busy.add(name)
+                task = asyncio.create_task(self._keep_due(due))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _keep_due(self, due: _Due) -> None:
+        try:
+            async with self._slots:
+                await self.keep(due.job, due.pod, gone=due.gone)
+        except SchedulerError as exc:
+            # The next sight of the pod (or the next start's list) tries again.
+            log.warning(
+                "could not keep an attempt: %s",
+                exc.message,
+                extra={"job_name": due.job, "pod": due.pod.name},
+            )
+        finally:
+            self._busy.discard(due.pod.name)
+            if due.pod.name in self._due:
+                self._wake.set()
+
+    # -- the scheduler's own ends of an attempt ----------------------------------------------
+
+    async def keep_before_stop(self, job: str, now: datetime) -> None:
+        """Keep the job's attempts, the running ones as Stopped at `now`, before a stop ends
+        them (its pods are deleted, their logs with them)."""
+        if not self.enabled:
+            return
+        pods = [pod_record(pod) async for pod in self._pods(job)]
+        await asyncio.gather(*(self.keep(job, pod, gone=False, stopped_at=now) for pod in pods))
+
+    async def keep_all(self, job: str, pods: Iterable[dict[str, Any]]) -> None:
+        """Keep these pods' attempts before a restart deletes them."""
+        if not self.enabled:
+            return
+        await asyncio.gather(*(self.keep(job, pod_record(pod), gone=False) for pod in pods))
+
+    async def hand_over(self, job: str, uid: str) -> None:
+        """A restart's new Job `uid` owns the record from now on (so it goes with that one)."""
+        owner = {"metadata": {"ownerReferences": [job_owner(job, uid)]}}
+        with contextlib.suppress(NotFoundError):  # nothing kept yet
+            await self._api.patch(Resource.CONFIGMAPS, attempts.record_name(job), owner)
+
+    # -- keeping one attempt -----------------------------------------------------------------
+
+    async def keep(
+        self, job_name: str, pod: PodRecord, *, gone: bool, stopped_at: datetime | None = None
+    ) -> None:
+        """Keep `pod`'s attempt of `job_name` as well as can be now: its log (unless `gone`),
+        its result and its status. `stopped_at`: a stop ends it now."""
+        job = await self._job(job_name)
+        if job is None or (job["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true":
+            return  # deleted, or nobody's job yet
+        if not attempts.started(pod) or pod.name in attempts.previous_on(job):
+            return  # never ran, or history of a run before a restart
+        known = attempts.kept_on(job).get(pod.name)
+        if known is not None and known.kept == "final":
+            return
+        log_text: bytes | None = None
+        truncated = False
+        if not gone:
+            try:
+                log_text, truncated = await self._tail(pod.name)
+            except (NotFoundError, InvalidError):
+                log_text = None  # gone meanwhile, or never ran
+        final = attempts.ended(pod) and log_text is not None
+        kept: Kept = "final" if final else "partial" if log_text is not None else "status"
+        if log_text is not None or pod.result is not None:
+            uid = job["metadata"]["uid"]
+            await self._store(
+                job_name,
+                uid,
+                KeptLog(
+                    pod=pod.name,
+                    created=pod.created,
+                    log=log_text,
+                    truncated=truncated,
+                    final=final,
+                    result=pod.result,
+                ),
+            )
+        await self._keep_status(job, pod, kept, known, stopped_at)
+
+    async def _keep_status(
+        self,
+        job: dict[str, Any],
+        pod: PodRecord,
+        kept: Kept,
+        known: PodRecord | None,
+        stopped_at: datetime | None,
+    ) -> None:
+        name = job["metadata"]["name"]
+        for _ in range(WRITE_ATTEMPTS):
+            summary = attempts.kept_summary(
+                pod, kept, known=known, stopped_at=stopped_at, now=self._clock()
+            )
+            patch = attempts.annotation_patch(job, pod.name, summary)
+            if patch is None:
+                return
+            try:
+                await self._api.patch(Resource.JOBS, name, patch)
+                return
+            except ConflictError:
+                found = await self._job(name)
+                if found is None or found["metadata"].get("uid") != job["metadata"].get("uid"):
+                    return  # deleted or replaced meanwhile: nothing to keep it on
+                job = found
+                known = attempts.kept_on(job).get(pod.name)
+        raise BackendUnavailableError(f"job {name} kept changing while its attempt was kept")
+
+    async def _store(self, job: str, uid: str, kept: KeptLog) -> None:
+        name = attempts.record_name(job)
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                record = await self._api.get(Resource.CONFIGMAPS, name)
+            except NotFoundError:
+                record = attempts.new_record(self._identity, job, uid)
+                patch = attempts.record_patch(record, kept, record_bytes=self._record_bytes)
+                assert patch is not None, "a new record keeps nothing yet"
+                record["data"] = patch["data"]
+                record["binaryData"] = {k: v for k, v in patch["binaryData"].items() if v}
+                try:
+                    await self._api.create(Resource.CONFIGMAPS, record)
+                    return
+                except ConflictError:
+                    continue  # made meanwhile by another replica
+            patch = attempts.record_patch(record, kept, record_bytes=self._record_bytes)
+            if patch is None:
+                return
+            try:
+                await self._api.patch(Resource.CONFIGMAPS, name, patch)
+                return
+            except (ConflictError, NotFoundError):
+                continue  # changed or gone meanwhile: look again
+        raise BackendUnavailableError(f"the record of job {job} kept changing while it was kept")
+
+    async def _tail(self, pod: str) -> tuple[bytes, bool]:
+        """The tail of the pod's log that is kept, with timestamps, and whether it was cut."""
+        lines = FIRST_TAIL_LINES
+        while True:
+            chunks = self._api.pod_log(
+                pod, self._container, follow=False, tail_lines=lines, timestamps=True
+            )
+            text = b"".join([chunk async for chunk in chunks])
+            tail, cut = attempts.log_tail(text, self._log_bytes)
+            count = text.count(b"\n")
+            if cut or count < lines or lines >= MAX_TAIL_LINES:
+                return tail, cut or count >= lines
+            # As many lines as asked for, and fewer bytes than are kept: ask for more.
+            lines = min(lines * 8, MAX_TAIL_LINES)
+
+    async def _job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._api.get(Resource.JOBS, name)
+        except NotFoundError:
+            return None
+
+    async def _pods(self, job: str) -> AsyncIterator[dict[str, Any]]:
+        selector = f"{label_selector(self._identity)},{POD_JOB_NAME_LABEL}={job}"
+        page = await self._api.list(Resource.PODS, selector, limit=POD_PAGE_SIZE)
+        for pod in page.get("items") or ():
+            yield pod
+
+    # -- reading what is kept ----------------------------------------------------------------
+
+    async def _kept(self, job: str, pod: str) -> KeptLog | None:
+        try:
+            record = await self._api.get(Resource.CONFIGMAPS, attempts.record_name(job))
+        except NotFoundError:
+            return None
+        return attempts.read_kept(record, pod)
+
+    async def open_kept_log(
+        self, job: str, pod: str, *, tail: int | None, timestamps: bool, gone: NotFoundError
+    ) -> OpenLog:
+        """The kept log of `pod`'s attempt, whose pod is gone (`gone` says so); NotFoundError,
+        saying why, when its record keeps none."""
+        kept = await self._kept(job, pod)
+        if kept is None or kept.log is None:
+            raise NotFoundError(_why_no_log(job, pod, kept, self._record_bytes)) from gone
+        text = attempts.served(kept.log, tail=tail, timestamps=timestamps)
+        # A tail within what is kept is whole.
+        truncated = kept.truncated and (tail is None or tail > kept.log.count(b"\n"))
+
+        async def chunks() -> AsyncGenerator[bytes, None]:
+            yield text
+
+        return OpenLog(chunks(), kept=True, truncated=truncated)
+
+    async def kept_result(self, job: str, pod: str) -> str | None:
+        kept = await self._kept(job, pod)
+        return kept.result if kept is not None else None
+
+
+def _why_no_log(job: str, pod: str, kept: KeptLog | None, record_bytes: int) -> str:
+    if kept is not None and kept.dropped:
+        return (
+            f"the log of pod {pod} of job {job} was dropped from the job's record, which keeps "
+            f"at most {record_bytes // 1024} KiB of logs (the latest attempts' first)"
+        )
+    return (
+        f"the log of pod {pod} of job {job} is gone with its pod, and was not kept: the pod was "
+        "deleted before the scheduler could read its log"
+    )
