@@ -13,6 +13,7 @@ import pytest
 from tests.api.calls import FAILING, SHORT, batch_of, expect_bad_request, expect_failure, stop
 from tests.api.test_batches import UNFIT_BATCHES
 from tests.api.test_errors import UNFIT_BODIES
+from tests.backends.kubernetes.kept import attempts_kept
 from tests.backends.kubernetes.test_api_objects import STOPPED_AT
 from tests.conftest import NAMESPACE, ClientFactory, post_job, wait_for_status, wait_until
 from tests.factories import Client
@@ -85,6 +86,7 @@ async def test_stopping_a_finished_job_writes_nothing(
 ) -> None:
     name = (await post_job(scheduler, body))["name"]
     await wait_for_status(scheduler, name, status)
+    await attempts_kept(kube, name)  # written in the background once an attempt ends
     kube.clear_audit()
     await expect_bad_request(await stop(scheduler, name), name, status)
     assert [e for e in kube.audit if e.verb not in ("watch", "list")] == []

@@ -146,16 +146,18 @@ def force_delete_pod(kube: FakeKube, name: str) -> None:
 
 
 async def stopping_with_a_lost_pod(client: Client, kube: FakeKube) -> tuple[str, str]:
-    """A job stopped while one of its pods is on a lost node: its other pods are gone, and
-    the scheduler shows it Stopping with just the lost pod."""
+    """A job stopped while one of its pods is on a lost node: its other pod is gone (its
+    record keeps its attempt), and the scheduler shows it Stopping with the lost pod live."""
     name = await running_job(client)
+    first = pods_of(kube, name)[0]["metadata"]["name"]
     lost = put_pod_on_a_lost_node(kube, name)
     await expect_stopped_answer(await stop(client, name), name)
 
     async def only_the_lost_pod_left() -> bool:
         found = await job_status(client, name)
         pods = [pod["name"] for pod in found["podStatuses"]]
-        return found["status"] == "Stopping" and pods == [lost]
+        gone = kube.get("Pod", NAMESPACE, first) is None
+        return found["status"] == "Stopping" and gone and pods == [first, lost]
 
     await wait_until(only_the_lost_pod_left)
     return name, lost
@@ -168,7 +170,7 @@ async def test_a_job_is_stopping_while_a_pod_is_still_live_and_a_second_stop_is_
     stopping = await job_status(scheduler, name)
     assert stopping["ended"] is None
     # A pod that had not finished when the stop came is Stopped, not Running.
-    assert [pod["replicaStatus"]["status"] for pod in stopping["podStatuses"]] == ["Stopped"]
+    assert [pod["replicaStatus"]["status"] for pod in stopping["podStatuses"]] == ["Stopped"] * 2
     # Stopping a job already on its way to Stopped is no mistake.
     await expect_stopped_answer(await stop(scheduler, name), name)
     assert (await job_status(scheduler, name))["status"] == "Stopping"
@@ -198,4 +200,4 @@ async def test_a_pod_killed_by_the_stop_is_reported_stopped_not_failed(
     kube.put(pod)
 
     stopped = await wait_for_status(scheduler, name, "Stopped")
-    assert [p["replicaStatus"]["status"] for p in stopped["podStatuses"]] == ["Stopped"]
+    assert [p["replicaStatus"]["status"] for p in stopped["podStatuses"]] == ["Stopped"] * 2
