@@ -227,6 +227,7 @@ class AttemptKeeper:
                     final=final,
                     result=pod.result,
                 ),
+                first=not attempts.kept_on(job),
             )
         await self._keep_status(job, pod, kept, known, stopped_at)
 
@@ -257,22 +258,24 @@ class AttemptKeeper:
                 known = attempts.kept_on(job).get(pod.name)
         raise BackendUnavailableError(f"job {name} kept changing while its attempt was kept")
 
-    async def _store(self, job: str, uid: str, kept: KeptLog) -> None:
+    async def _store(self, job: str, uid: str, kept: KeptLog, *, first: bool) -> None:
+        """Keep `kept` in the job's ConfigMap. `first`: the Job keeps no attempt yet, so there
+        is likely no ConfigMap either: it is created without reading first."""
         name = attempts.record_name(job)
+        record: dict[str, Any] | None = None
         for _ in range(WRITE_ATTEMPTS):
-            try:
-                record = await self._api.get(Resource.CONFIGMAPS, name)
-            except NotFoundError:
-                record = attempts.new_record(self._identity, job, uid)
-                patch = attempts.record_patch(record, kept, record_bytes=self._record_bytes)
-                assert patch is not None, "a new record keeps nothing yet"
-                record["data"] = patch["data"]
-                record["binaryData"] = {k: v for k, v in patch["binaryData"].items() if v}
+            if not first:
                 try:
-                    await self._api.create(Resource.CONFIGMAPS, record)
+                    record = await self._api.get(Resource.CONFIGMAPS, name)
+                except NotFoundError:
+                    record = None
+            first = False
+            if record is None:
+                try:
+                    await self._api.create(Resource.CONFIGMAPS, self._new_record(job, uid, kept))
                     return
                 except ConflictError:
-                    continue  # made meanwhile by another replica
+                    continue  # made meanwhile by another replica (or an attempt before)
             patch = attempts.record_patch(record, kept, record_bytes=self._record_bytes)
             if patch is None:
                 return
@@ -282,6 +285,14 @@ class AttemptKeeper:
             except (ConflictError, NotFoundError):
                 continue  # changed or gone meanwhile: look again
         raise BackendUnavailableError(f"the record of job {job} kept changing while it was kept")
+
+    def _new_record(self, job: str, uid: str, kept: KeptLog) -> dict[str, Any]:
+        record = attempts.new_record(self._identity, job, uid)
+        patch = attempts.record_patch(record, kept, record_bytes=self._record_bytes)
+        assert patch is not None, "a new record keeps nothing yet"
+        record["data"] = patch["data"]
+        record["binaryData"] = {key: value for key, value in patch["binaryData"].items() if value}
+        return record
 
     async def _tail(self, pod: str) -> tuple[bytes, bool]:
         """The tail of the pod's log that is kept, with timestamps, and whether it was cut."""
