@@ -210,19 +210,19 @@ def _previous_attempt(summary: dict[str, Any]) -> PodRecord:
         resource_version="",
         job_name="",
         created=parse_time(summary.get("created")),
-        phase=str(summary.get("phase") or "Unknown"),
+        phase=_shared(str(summary.get("phase") or "Unknown")),
         started=parse_time(summary.get("startedAt")),
         container=ContainerState(
             _STATES.get(summary.get("state"), "unknown"),
-            reason=summary.get("reason"),
+            reason=_shared(summary.get("reason")),
             message=summary.get("message"),
             exit_code=summary["exitCode"] if isinstance(summary.get("exitCode"), int) else None,
             started_at=parse_time(summary.get("startedAt")),
             finished_at=parse_time(summary.get("finishedAt")),
         ),
         restart_count=_int(summary.get("restartCount")),
-        image=summary.get("image"),
-        image_id=summary.get("imageID"),
+        image=_shared(summary.get("image")),
+        image_id=_shared(summary.get("imageID")),
         kept=_KEPT.get(summary.get("kept"), "status"),
     )
 
