@@ -85,49 +85,35 @@ def kept_summary(
     if not ended(pod) and known is not None:
         state = known.container  # nothing newer than what is kept
     if state.state != "terminated" and stopped_at is None:
-        state = ContainerState(
-            "terminated",
-            reason=DELETED,
-            message=DELETED_MESSAGE,
-            started_at=state.started_at,
-            finished_at=now,
-        )
+        state = _ended_as(DELETED, DELETED_MESSAGE, state, finished_at=now)
     elif stopped_at is not None and not ended(pod) and started(pod):
-        state = ContainerState(
-            "terminated",
-            reason=STOPPED,
-            message=STOPPED_MESSAGE,
-            started_at=state.started_at,
-            finished_at=stopped_at,
-        )
+        state = _ended_as(STOPPED, STOPPED_MESSAGE, state, finished_at=stopped_at)
     elif was_stopped and state.reason != STOPPED:
-        state = ContainerState(
-            "terminated",
-            reason=STOPPED,
-            message=STOPPED_MESSAGE,
-            exit_code=state.exit_code,
-            started_at=state.started_at,
-            finished_at=state.finished_at,
+        ending = state.finished_at
+        state = _ended_as(
+            STOPPED, STOPPED_MESSAGE, state, finished_at=ending, exit_code=state.exit_code
         )
     level = known.kept if known and _RANK[known.kept] > _RANK[kept] else kept
-    summary = attempt_summary(_with_state(pod, state))
+    summary = attempt_summary(dataclasses.replace(pod, container=state))
     summary["kept"] = level
     return json.dumps(summary, separators=(",", ":"), sort_keys=True)
 
 
-def _with_state(pod: PodRecord, state: ContainerState) -> PodRecord:
-    return PodRecord(
-        name=pod.name,
-        uid=pod.uid,
-        resource_version=pod.resource_version,
-        job_name=pod.job_name,
-        created=pod.created,
-        phase=pod.phase,
-        started=pod.started,
-        container=state,
-        restart_count=pod.restart_count,
-        image=pod.image,
-        image_id=pod.image_id,
+def _ended_as(
+    reason: str,
+    message: str,
+    state: ContainerState,
+    *,
+    finished_at: datetime | None,
+    exit_code: int | None = None,
+) -> ContainerState:
+    return ContainerState(
+        "terminated",
+        reason=reason,
+        message=message,
+        exit_code=exit_code,
+        started_at=state.started_at,
+        finished_at=finished_at,
     )
 
 

@@ -197,21 +197,23 @@ class AttemptKeeper:
     ) -> None:
         """Keep `pod`'s attempt of `job_name` as well as can be now: its log (unless `gone`),
         its result and its status. `stopped_at`: a stop ends it now."""
-        job = await self._job(job_name)
-        if job is None or (job["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true":
-            return  # deleted, or nobody's job yet
-        if not attempts.started(pod) or pod.name in attempts.previous_on(job):
-            return  # never ran, or history of a run before a restart
-        known = attempts.kept_on(job).get(pod.name)
-        if known is not None and known.kept == "final":
-            return
-        log_text: bytes | None = None
-        truncated = False
-        if not gone:
-            try:
-                log_text, truncated = await self._tail(pod.name)
-            except (NotFoundError, InvalidError):
-                log_text = None  # gone meanwhile, or never ran
+        if not attempts.started(pod):
+            return  # never ran: no attempt to keep
+        # The log first, at once: a pod being deleted may be gone in a moment, its log with it.
+        reading = None if gone else asyncio.ensure_future(self._tail_if_there(pod.name))
+        try:
+            job = await self._job(job_name)
+            if job is None or (job["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true":
+                return  # deleted, or nobody's job yet
+            if pod.name in attempts.previous_on(job):
+                return  # history of a run before a restart
+            known = attempts.kept_on(job).get(pod.name)
+            if known is not None and known.kept == "final":
+                return
+            log_text, truncated = await reading if reading is not None else (None, False)
+        finally:
+            if reading is not None:
+                reading.cancel()
         final = attempts.ended(pod) and log_text is not None
         kept: Kept = "final" if final else "partial" if log_text is not None else "status"
         if log_text is not None or pod.result is not None:
@@ -293,6 +295,12 @@ class AttemptKeeper:
         record["data"] = patch["data"]
         record["binaryData"] = {key: value for key, value in patch["binaryData"].items() if value}
         return record
+
+    async def _tail_if_there(self, pod: str) -> tuple[bytes | None, bool]:
+        try:
+            return await self._tail(pod)
+        except (NotFoundError, InvalidError):
+            return None, False  # gone meanwhile, or never ran
 
     async def _tail(self, pod: str) -> tuple[bytes, bool]:
         """The tail of the pod's log that is kept, with timestamps, and whether it was cut."""

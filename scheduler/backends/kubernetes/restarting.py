@@ -215,6 +215,17 @@ def _has_anchor(job: dict[str, Any]) -> bool:
     return _payload_secret(job) is not None or _has_service(job)
 
 
+def _restartable(name: str, uid: str, job: dict[str, Any] | None) -> dict[str, Any]:
+    """The Job `uid` as read, unless it is gone, replaced or being replaced."""
+    if job is None or job["metadata"].get("deletionTimestamp"):
+        raise NotFoundError(f"job {name} not found")
+    if job["metadata"].get("uid") != uid:
+        raise ConflictError(f"job {name} was restarted meanwhile")
+    if is_being_replaced(job):
+        raise ConflictError(f"a restart of job {name} is already under way")
+    return job
+
+
 # -- the steps ------------------------------------------------------------------------------------
 
 
@@ -235,25 +246,13 @@ class Restarter:
         self._clock = clock
 
     async def restart(self, name: str, uid: str, now: datetime) -> JobRecord:
-        old = await self._job(name)
-        if old is None or old["metadata"].get("deletionTimestamp"):
-            raise NotFoundError(f"job {name} not found")
-        if old["metadata"].get("uid") != uid:
-            raise ConflictError(f"job {name} was restarted meanwhile")
-        if is_being_replaced(old):
-            raise ConflictError(f"a restart of job {name} is already under way")
+        old = _restartable(name, uid, await self._job(name))
         if not _has_ended(old):
             raise BadRequestError(f"cannot restart the job {name}: it has not ended")
         pods = [pod async for pod in self._pods(name)]
         # Their logs and results are kept before their pods are deleted (step 6).
         await self._keeper.keep_all(name, pods)
-        old = await self._job(name)
-        if old is None or old["metadata"].get("deletionTimestamp"):
-            raise NotFoundError(f"job {name} not found")
-        if old["metadata"].get("uid") != uid:
-            raise ConflictError(f"job {name} was restarted meanwhile")
-        if is_being_replaced(old):
-            raise ConflictError(f"a restart of job {name} is already under way")
+        old = _restartable(name, uid, await self._job(name))
         record = job_record(old)
         earlier = list(record.previous_attempts)
         known = {attempt.name for attempt in earlier}

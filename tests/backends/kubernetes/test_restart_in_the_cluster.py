@@ -24,6 +24,7 @@ from tests.api.test_results_and_restart import (
     shell,
     wait_for_attempts,
 )
+from tests.backends.kubernetes.kept import attempts_kept
 from tests.backends.kubernetes.test_crash_safety import (
     SELECTOR,
     Census,
@@ -228,6 +229,8 @@ async def test_a_kill_at_any_step_of_a_restart_is_finished_by_the_next_scheduler
         assert response.status == 200, await response.text()
         name = (await response.json())["name"]
     before = await _wait_for_job(http, first, name, 1)
+    # Kept in the background once it ended; then the restart's first ConfigMap is its record.
+    await attempts_kept(kube, name)
     hold = kube.faults.hold(step.method, step.path.format(name=name))
     restarting = asyncio.create_task(http.post(f"{first.url}/api/v1/jobs/{name}/restart"))
     await hold.wait_arrived(TIMEOUT_SECONDS)
