@@ -95,12 +95,18 @@ export async function result(target) {
 }
 
 /** Stream a job's log into `onText` until it ends or `signal` aborts. `attempt` is a podIndex
- *  (that attempt only); without it the log follows the job's attempts while it runs. */
-export async function followLog(target, attempt, onText, signal) {
+ *  (that attempt only); without it the log follows the job's attempts while it runs. Before any
+ *  text, `onOpen({kept, truncated})` is told whether the attempt's record serves the log (its
+ *  pod is gone) and whether the record kept only its end. */
+export async function followLog(target, attempt, onText, signal, onOpen = () => {}) {
   const query = new URLSearchParams({ follow: "true" });
   if (attempt !== null) query.set("attempt", String(attempt));
   const response = await authorizedFetch(`${BASE}${pathOf(target)}/logs?${query}`, { signal });
   if (!response.ok) throw await failure(response);
+  onOpen({
+    kept: response.headers.get("X-Log-Source") === "record",
+    truncated: response.headers.get("X-Log-Truncated") === "true",
+  });
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   for (;;) {

@@ -2,7 +2,9 @@
 // (its details and jobs). Both follow the live state; nothing here polls.
 import * as api from "./api.js";
 import { actionBar } from "./actions.js";
-import { ENDED, badge, details, duration, fill, h, keepingFocus, time } from "./dom.js";
+import {
+  ENDED, badge, bytes, details, duration, fill, h, keepingFocus, time,
+} from "./dom.js";
 import { findJob, put, state, subscribe } from "./store.js";
 
 // The most log text kept on the page; older text goes first.
@@ -29,7 +31,11 @@ function missing(page, target, shown) {
 
 function attemptsTable(job) {
   const pods = job.podStatuses ?? [];
-  if (!pods.length) return h("p", {}, "No attempt yet.");
+  if (!pods.length) {
+    // Kubernetes deletes the pods of a stopped job; without its record its attempts go too.
+    return h("p", {}, ENDED.has(job.status) && job.started ? "No attempt left: they are gone."
+      : "No attempt yet.");
+  }
   return h("div", { class: "scroll" }, h("table", {},
     h("caption", { class: "visually-hidden" }, "Attempts"),
     h("thead", {}, h("tr", {}, ["Attempt", "Pod", "Status", "Started", "Ended", "Exit code",
@@ -47,23 +53,38 @@ function attemptsTable(job) {
 
 /** The log: the latest attempt followed live (across the job's attempts while it runs), or one
  *  earlier attempt. A stream that ended while the job runs again (a restart) starts over.
- *  `onTurn()` is called when an attempt's output starts and when the stream ends. */
+ *  `onTurn()` is called when an attempt's output starts and when the stream ends. A log whose
+ *  start is missing (the job's record kept only its end, or the page let it go) says so in a
+ *  line of its own above the text, never in the text. */
 function logPanel(target, onTurn) {
   const select = h("select", { id: "attempt", onchange: () => open() },
     h("option", { value: "" }, "Latest, following"));
-  const pre = h("pre", { id: "log", tabindex: "0", "aria-label": "Log", "aria-live": "off" });
+  const pre = h("pre", { id: "log", tabindex: "0", "aria-label": "Log", "aria-live": "off",
+    "aria-describedby": "log-cut" });
   const line = h("p", { id: "log-state", class: "help" });
+  const source = h("p", { id: "log-source", class: "help", hidden: true },
+    "This attempt's pod is gone: its log comes from the job's record.");
+  const cut = h("p", { id: "log-cut", class: "log-cut", hidden: true });
   let controller = null;
   let streaming = false;
   let size = 0; // characters in the log shown
+  let notKept = false; // the record kept only the end of the log
 
   function open() {
     controller?.abort();
     controller = new AbortController();
     const { signal } = controller;
     pre.replaceChildren();
+    pre.hidden = false;
+    delete pre.dataset.ended;
     size = 0;
+    notKept = false;
+    source.hidden = true;
+    cut.hidden = true;
+    fill(cut);
     streaming = true;
+    line.className = "help";
+    line.removeAttribute("role");
     fill(line, "Following the log…");
     const attempt = select.value === "" ? null : Number(select.value);
     let started = false;
@@ -74,10 +95,28 @@ function logPanel(target, onTurn) {
       }
       write(text);
     };
-    api.followLog(target, attempt, receive, signal)
-      .then(() => { fill(line, "End of log."); onTurn(); })
-      .catch((error) => signal.aborted || fill(line, `No log: ${error.message}`))
+    const opened = ({ kept, truncated }) => {
+      source.hidden = !kept;
+      notKept = truncated;
+      if (truncated) {
+        fill(cut, "… the start of this log was not kept: the job's record keeps only the end " +
+          "of each attempt's log.");
+        cut.hidden = false;
+      }
+    };
+    api.followLog(target, attempt, receive, signal, opened)
+      .then(() => { fill(line, "End of log."); pre.dataset.ended = ""; onTurn(); })
+      .catch((error) => signal.aborted || failed(error))
       .finally(() => { if (!signal.aborted) streaming = false; });
+  }
+
+  /** The API's words for why there is no log (or why it broke off), as an error: never an
+   *  empty log that looks like one that was read. */
+  function failed(error) {
+    line.className = "notice error";
+    line.setAttribute("role", "alert");
+    fill(line, size ? `The log broke off: ${error.message}` : `No log: ${error.message}`);
+    pre.hidden = size === 0;
   }
 
   function write(text) {
@@ -85,9 +124,16 @@ function logPanel(target, onTurn) {
     const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     pre.append(text);
     size += text.length;
+    let dropped = false;
     while (size > LOG_LIMIT_CHARS && pre.firstChild) {
       size -= pre.firstChild.textContent.length;
       pre.firstChild.remove();
+      dropped = true;
+    }
+    if (dropped && !notKept) {
+      fill(cut, `… the start of this log is not shown: the page keeps its last ` +
+        `${bytes(LOG_LIMIT_CHARS)} characters.`);
+      cut.hidden = false;
     }
     if (atBottom) pre.scrollTop = pre.scrollHeight;
   }
@@ -110,7 +156,7 @@ function logPanel(target, onTurn) {
   const panel = h("section", { "aria-labelledby": "log-heading" },
     h("h3", { id: "log-heading" }, "Log"),
     h("div", { class: "field" }, h("label", { for: "attempt" }, "Attempt"), select),
-    line, pre);
+    line, source, cut, pre);
   return { panel, update, close: () => controller?.abort() };
 }
 

@@ -271,3 +271,139 @@ def serious_accessibility_violations(page: Any) -> list[str]:
         for v in violations
         if v["impact"] in ("serious", "critical")
     ]
+
+
+# -- The Kubernetes backend: the fake API server (tests/fakekube) in a process of its own --------
+
+# The one job of a scheduler on the fake cluster. The fake's containers understand `echo`,
+# `sleep` and `exit` in `sh -c` (no variables): each test gives its job's script.
+KUBE_RADIXCONFIG = """\
+apiVersion: radix.equinor.com/v1
+kind: RadixApplication
+metadata:
+  name: myapp
+spec:
+  environments:
+    - name: dev
+  jobs:
+    - name: compute
+      image: busybox:1.36
+      schedulerPort: 8000
+      command: ["sh", "-c"]
+      args: [{script}]
+"""
+
+
+@dataclass
+class FakeCluster:
+    """`python -m tests.fakekube` on a free port, its clock 20x fast; its kubeconfig is ready
+    once it has printed its URL."""
+
+    directory: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    def start(self) -> None:
+        from tests.fakekube.testing import server_command
+
+        with (self.directory / "fakekube.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                server_command(self.kubeconfig),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=ROOT,
+            )
+        assert self.proc.stdout is not None
+        url = self.proc.stdout.readline().decode().strip()
+        assert url.startswith("http://"), (self.directory / "fakekube.log").read_text()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class KubeScheduler(Scheduler):
+    """A scheduler process on the Kubernetes backend, in a namespace of its own of the fake
+    cluster; its job runs `sh -c script`, and `environ` adds settings (SCHEDULER_...).
+    `restart()` replaces the scheduler only: the cluster keeps the jobs."""
+
+    cluster: FakeCluster | None = None
+    namespace: str = "console"
+    script: str = "echo hello; sleep 1"
+    environ: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        assert self.cluster is not None
+        config = self.directory / "radixconfig.yaml"
+        config.write_text(KUBE_RADIXCONFIG.format(script=json.dumps(self.script)))
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+        environ.update(SCHEDULER_NAMESPACE=self.namespace, **self.environ)
+        with (self.directory / "scheduler.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "scheduler", "--config", str(config)),
+                    *("--job", "compute", "--environment", "dev", "--backend", "kubernetes"),
+                    *("--kubeconfig", str(self.cluster.kubeconfig)),
+                    *("--host", "127.0.0.1", "--port", str(self.port), *self.flags),
+                ],
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._ready():
+            assert self.proc.poll() is None, (self.directory / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "the scheduler did not get ready"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
+    """The module's fake Kubernetes cluster; each scheduler on it has a namespace of its own."""
+    cluster = FakeCluster(tmp_path_factory.mktemp("fakekube"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def kube_scheduler_factory(
+    fake_cluster: FakeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., KubeScheduler]]:
+    """`start(script, *flags, **environ)`: a scheduler on the fake cluster whose job runs
+    `sh -c script`, in a new namespace."""
+    started: list[KubeScheduler] = []
+
+    def start(script: str, *flags: str, **environ: str) -> KubeScheduler:
+        scheduler = KubeScheduler(
+            tmp_path_factory.mktemp("scheduler"),
+            flags,
+            cluster=fake_cluster,
+            namespace=f"console-{len(started)}",
+            script=script,
+            environ=environ,
+        )
+        started.append(scheduler)
+        scheduler.start()
+        return scheduler
+
+    try:
+        yield start
+    finally:
+        for scheduler in started:
+            scheduler.stop()
