@@ -50,6 +50,8 @@ def _termination_detail(state: ContainerState) -> str:
 def _pod_problem(pod: PodRecord) -> str | None:
     """Why this pod is not (or no longer) doing well, in a user's words; None when it is fine."""
     state = pod.container
+    if state.reason == STOPPED:
+        return None  # not the attempt's own doing: its message says it was stopped
     if state.state == "terminated" and (state.exit_code or state.reason == OUT_OF_MEMORY):
         return _termination_detail(state)
     if state.state == "waiting" and state.reason and state.reason not in _ROUTINE_WAITING_REASONS:

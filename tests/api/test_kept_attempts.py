@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.test_results_and_restart import JobFiles, files, restart, shell  # noqa: F401
+from tests.api.test_results_and_restart import JobFiles, files, restart, shell
 from tests.conftest import ClientFactory, job_status, post_job, wait_for_status, wait_until
 from tests.factories import JSON, Client
+
+__all__ = ["files"]  # the fixture, re-exported for pytest
 
 LINES = "echo first; echo second"
 
@@ -27,7 +29,13 @@ async def result_of(client: Client, name: str) -> tuple[int, str]:
 def attempts_of(status: JSON) -> list[tuple[Any, ...]]:
     """What each attempt shows, as both backends show it (names and times are their own)."""
     return [
-        (pod["podIndex"], pod["replicaStatus"]["status"], pod["reason"], pod["exitCode"])
+        (
+            pod["podIndex"],
+            pod["replicaStatus"]["status"],
+            pod["reason"],
+            pod["exitCode"],
+            pod.get("statusMessage"),
+        )
         for pod in status["podStatuses"]
     ]
 
@@ -65,7 +73,7 @@ async def test_a_stopped_job_shows_its_stopped_attempt_log_and_no_result_also_af
     async def shows_what_it_kept(scheduler: Client) -> None:
         status = await job_status(scheduler, name)
         assert status["status"] == "Stopped"
-        assert attempts_of(status) == [(0, "Stopped", "Stopped", 143)]  # SIGTERM
+        assert attempts_of(status) == [(0, "Stopped", "Stopped", 143, "the job was stopped")]
         assert await log_of(scheduler, name, 0) == (200, "first\nsecond\n")
         code, message = await result_of(scheduler, name)
         assert code == 404 and "wrote no result" in message
@@ -93,7 +101,9 @@ async def test_a_job_restarted_twice_shows_every_run_s_attempt_log_and_the_last_
 
     async def shows_what_it_kept(scheduler: Client) -> None:
         status = await job_status(scheduler, name)
-        assert attempts_of(status) == [(index, "Succeeded", "Completed", 0) for index in range(3)]
+        assert attempts_of(status) == [
+            (index, "Succeeded", "Completed", 0, "done") for index in range(3)
+        ]
         for attempt in range(3):
             assert await log_of(scheduler, name, attempt) == (200, "run\n")
         assert await result_of(scheduler, name) == (200, "done\n")
