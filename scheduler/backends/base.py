@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Literal, Protocol
 
@@ -169,6 +169,18 @@ class PodRecord:
     deleting: bool = False  # its pod is being deleted
     # An attempt that a record keeps, not a pod: how much of it the record holds (`Kept`).
     kept: Kept | None = None
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def attempt_order(pod: PodRecord) -> tuple[datetime, datetime, str]:
+    """Where an attempt comes among its job's: by creation, which Kubernetes times to the second
+    only, so of two created in the same second the one that ended first (one pod runs at a time,
+    a retry after its predecessor's end), then by name."""
+    finished = pod.container.finished_at if pod.container.state == "terminated" else None
+    return (pod.created or _EPOCH, finished or _NEVER, pod.name)
 
 
 # How much of an attempt its record keeps: its log read once it had ended, or before (a stop, or

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord
+from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord, attempt_order
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatus, ReplicaStatusEnum
 from scheduler.models.wire import built, rfc3339
 
@@ -138,7 +138,7 @@ def current_attempts(job: JobRecord, pods: Iterable[PodRecord]) -> list[PodRecor
     for kept in job.kept_attempts:
         if kept.name not in current and kept.name not in earlier:
             current[kept.name] = kept
-    return sorted(current.values(), key=lambda p: (p.created or _EPOCH, p.name))
+    return sorted(current.values(), key=attempt_order)
 
 
 def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:

@@ -145,3 +145,23 @@ def test_the_wire_form_has_null_times_and_rfc3339_utc() -> None:
     assert wire["ended"] is None
     assert wire["jobId"] == "job1"
     assert "message" not in wire and "batchName" not in wire
+
+
+def test_of_two_attempts_created_in_the_same_second_the_one_that_ended_comes_first() -> None:
+    # Kubernetes times a pod's creation to the second; a quick retry shares its predecessor's.
+    ended = pod_record(
+        name="job-zzzzz",
+        created=at(1),
+        phase="Failed",
+        container=ContainerState(
+            "terminated", reason="Error", exit_code=1, started_at=at(1), finished_at=at(1)
+        ),
+    )
+    retry = pod_record(
+        name="job-aaaaa",
+        created=at(1),
+        phase="Running",
+        container=ContainerState("running", started_at=at(1)),
+    )
+    status = derive_status(job_record(active=1, failed=1), [retry, ended])
+    assert [pod.name for pod in status.pod_statuses or []] == ["job-zzzzz", "job-aaaaa"]

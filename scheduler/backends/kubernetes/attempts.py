@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler.backends.base import ContainerState, Identity, Kept, PodRecord
+from scheduler.backends.base import ContainerState, Identity, Kept, PodRecord, attempt_order
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_ATTEMPT_PREFIX,
     ANNOTATION_PREVIOUS_ATTEMPTS,
@@ -145,7 +145,7 @@ def annotation_patch(job: dict[str, Any], pod: str, summary: str) -> dict[str, A
     changes: dict[str, str | None] = {key: summary}
     others = sorted(
         (attempt for name, attempt in kept_on(job).items() if name != pod),
-        key=lambda attempt: (attempt.created or _EPOCH, attempt.name),
+        key=attempt_order,
     )
     for dropped in others[: max(0, len(others) + 1 - MAX_KEPT_ATTEMPTS)]:
         changes[annotation_key(dropped.name)] = None

@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from scheduler.backends.base import Condition, ContainerState, JobRecord, Kept, PodRecord
+from scheduler.backends.base import (
+    Condition,
+    ContainerState,
+    JobRecord,
+    Kept,
+    PodRecord,
+    attempt_order,
+)
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_ATTEMPT_PREFIX,
     ANNOTATION_BATCH_ID,
@@ -260,5 +267,5 @@ def kept_attempts(annotations: dict[str, Any]) -> tuple[PodRecord, ...]:
     ]
     if not kept:
         return ()
-    kept.sort(key=lambda pod: (pod.created or _EPOCH, pod.name))
+    kept.sort(key=attempt_order)
     return tuple(kept)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scheduler.backends.base import Identity, JobRecord
+from scheduler.backends.base import Identity, JobRecord, attempt_order
 from scheduler.backends.kubernetes.attempts import without_kept
 from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.keeping import AttemptKeeper
@@ -262,7 +262,7 @@ class Restarter:
         latest.update((pod.name, pod) for pod in map(pod_record, pods) if pod.name not in latest)
         ordered = sorted(
             (pod for pod in latest.values() if pod.name not in known),
-            key=lambda pod: (pod.created or _EPOCH, pod.name),
+            key=attempt_order,
         )
         attempts = [attempt_summary(attempt) for attempt in (*earlier, *ordered)]
         restart = Restart(
