@@ -5,9 +5,12 @@ Against the fake API server (started here) or, with --kubeconfig, a real cluster
   a burst of POSTs, N in flight  vs  as many such triples, N in flight: jobs/s
   GET /api/v1/jobs at each level vs  a raw LIST of the same Jobs (aiohttp GET + json parse)
   the scheduler's RSS idle, with the first level's jobs, and with --memory-jobs jobs
+  against the fake: API calls per job run to its end, and RSS and GET with --history-jobs ended
+  jobs, attempt records on and off (attempt_records.py)
 Run by hand:
   .venv/bin/python bench/bench.py [--requests 300] [--burst 500] [--get-levels 1000,5000]
-      [--memory-jobs 10000] [--kubeconfig PATH --namespace NS --raw-namespace NS2] [--json PATH]
+      [--memory-jobs 10000] [--ended-jobs 200] [--history-jobs 10000]
+      [--kubeconfig PATH --namespace NS --raw-namespace NS2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script: make `scheduler` importable from the repo
 
+from attempt_records import Setup, measure_records  # noqa: E402
 from procs import (  # noqa: E402
     HOST,
     RADIXCONFIG,
@@ -42,13 +46,22 @@ from procs import (  # noqa: E402
     cpu_seconds,
     free_port,
     peak_rss_mib,
+    progress,
     rss_mib,
     running,
+    scheduler_argv,
+    settled,
     wait_for_kubeconfig,
 )
 from raw import BENCH_SELECTOR, Burst, Calls, RawError, RawKube  # noqa: E402
 from report import Level, Report, Timings, render  # noqa: E402
-from schedclient import MAX_IN_FLIGHT, PAYLOAD, SchedulerClient, wait_until  # noqa: E402
+from schedclient import (  # noqa: E402
+    MAX_IN_FLIGHT,
+    PAYLOAD,
+    SchedulerClient,
+    wait_seconds,
+    wait_until,
+)
 
 from scheduler.app import identity_of  # noqa: E402
 from scheduler.backends.kubernetes.client import (  # noqa: E402
@@ -80,44 +93,27 @@ WARMUP_REQUESTS = 10
 WARMUP_POSTS = 5
 WARMUP_BATCH_JOBS = 5
 IDLE_SETTLE_SECONDS = 1.0
-# Before each side's burst, the processes we can see settle: the previous side's pods are started
-# and their watch events read. Quiet means under this share of a CPU over one sample; at most
-# the timeout. Against a real cluster (whose processes are not ours to see), a fixed pause.
-QUIET_CPU_SHARE, QUIET_SAMPLE_SECONDS, QUIET_TIMEOUT_SECONDS = 0.05, 0.5, 60.0
+# Before each side's burst, the processes we can see settle (procs.settled): the previous side's
+# pods are started and their watch events read. Against a real cluster (whose processes are not
+# ours to see), a fixed pause.
 BURST_PAUSE_SECONDS = 2.0
 # The burst's sides: POSTs; the raw triples; the raw calls a POST makes (crash-safe creation).
 BURST_SIDES: tuple[Literal["scheduler"] | Calls, ...] = (
     "scheduler", "triple", "crash-safe",
 )  # fmt: skip
-# Waiting for seeded jobs to show Running: this long, plus this much per job in the view.
-WAIT_BASE_SECONDS, WAIT_PER_JOB_SECONDS = 120.0, 0.1
 # The fake keeps this many watch events per kind, so a resumed watch never needs a relist.
 FAKE_HISTORY_SIZE = 200_000
 MAX_JOBS = 50_000
 HISTORY_LIMIT = 10 * MAX_JOBS  # the scheduler prunes nothing
+FAKE_SERVER = Path(__file__).resolve().parent / "fakeserver.py"
 
 
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def wait_seconds(jobs: int) -> float:
-    return WAIT_BASE_SECONDS + WAIT_PER_JOB_SECONDS * jobs
-
-
-async def settled(processes: dict[str, int], *, fixed: bool) -> None:
+async def quiet(processes: dict[str, int], *, fixed: bool) -> None:
     """Wait until every process is quiet (or, `fixed`, a fixed pause)."""
     if fixed:
         await asyncio.sleep(BURST_PAUSE_SECONDS)
         return
-    deadline = time.monotonic() + QUIET_TIMEOUT_SECONDS
-    spent = {name: cpu_seconds(pid) for name, pid in processes.items()}
-    while time.monotonic() < deadline:
-        await asyncio.sleep(QUIET_SAMPLE_SECONDS)
-        now = {name: cpu_seconds(pid) for name, pid in processes.items()}
-        if all(now[name] - spent[name] < QUIET_CPU_SHARE * QUIET_SAMPLE_SECONDS for name in now):
-            return
-        spent = now
+    await settled(processes)
 
 
 async def measure_level(
@@ -154,7 +150,7 @@ async def measure(
     kubeconfig: Path,
     settings: Settings,
     pid: int,
-    fake_pid: int | None,
+    records_setup: Setup | None,
     where: str,
 ) -> Report:
     def alive() -> None:
@@ -202,12 +198,13 @@ async def measure(
         # After the GET levels, so their jobs are as many as they say. Several rounds, the sides
         # taking turns at going first, each burst starting from quiet: the median round of each.
         rounds: dict[str, list[Burst]] = {side: [] for side in BURST_SIDES}
+        fake_pid = None if records_setup is None else records_setup.fake_pid
         processes = {"scheduler": pid} | ({} if fake_pid is None else {"API server": fake_pid})
         for round_ in range(args.burst_rounds):
             progress(f"burst {round_ + 1}: {args.burst} POSTs, {args.burst_concurrency} in flight")
             shift = round_ % len(BURST_SIDES)
             for side in BURST_SIDES[shift:] + BURST_SIDES[:shift]:
-                await settled(processes, fixed=fake_pid is None)
+                await quiet(processes, fixed=fake_pid is None)
                 before = {name: cpu_seconds(p) for name, p in processes.items()}
                 if side == "scheduler":
                     measured = await client.burst(args.burst, args.burst_concurrency)
@@ -256,6 +253,11 @@ async def measure(
                 create_seconds.append(time.perf_counter() - middle)
             batch = Timings("POST /api/v1/batches", batch_seconds)
             batch_creates = Timings("raw creates", create_seconds)
+        records = None
+        if records_setup is not None and args.ended_jobs:
+            # Last, with schedulers of their own in namespaces of their own, so none of the
+            # figures above carries their jobs.
+            records = await measure_records(records_setup, args)
         limit, limit_mib = chart_memory_limit()
         return Report(
             where=where,
@@ -276,6 +278,7 @@ async def measure(
             batch_jobs=args.batch_jobs,
             batch=batch,
             batch_creates=batch_creates,
+            records=records,
         )
 
 
@@ -364,6 +367,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--seed-concurrency", type=int, default=64, help="seeding POSTs in flight (64)")
     add("--batch-jobs", type=int, default=100, help="jobs in each measured batch (100)")
     add("--batch-rounds", type=int, default=3, help="batches measured, 0 for none (3)")
+    add(
+        "--ended-jobs", type=int, default=200,
+        help="jobs run to their end on each side of the attempt records, 0 for none (200)",
+    )  # fmt: skip
+    add("--history-jobs", type=int, help="ended jobs at the records' RSS (--memory-jobs)")
     add("--kubeconfig", type=Path, help="a real cluster's kubeconfig; no fake is started")
     add("--namespace", default=NAMESPACE, help=f"the scheduler's namespace ({NAMESPACE})")
     add("--raw-namespace", default=RAW_NAMESPACE, help=f"the raw creates' ({RAW_NAMESPACE})")
@@ -388,6 +396,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(
             f"--batch-jobs must be between 1 and {MAX_BATCH_JOBS}, --batch-rounds between 0 and 100"
         )
+    if args.history_jobs is None:
+        args.history_jobs = args.memory_jobs
+    if not 0 <= args.ended_jobs <= args.history_jobs <= MAX_JOBS:
+        parser.error(
+            f"--ended-jobs must be between 0 and --history-jobs ({args.history_jobs}), "
+            f"--history-jobs at most {MAX_JOBS}"
+        )
     if args.namespace == args.raw_namespace:
         parser.error("--raw-namespace must differ from --namespace: the scheduler would see it")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
@@ -410,42 +425,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = workdir / "radixconfig.yaml"
         config.write_text(RADIXCONFIG, encoding="utf-8")
         port = free_port()
-        scheduler_argv = [
-            "--config", str(config), "--job", "compute", "--environment", "dev",
-            "--namespace", args.namespace, "--port", str(port), "--host", HOST,
-            "--kubeconfig", str(kubeconfig), "--history-limit", str(HISTORY_LIMIT),
-            "--log-level", "WARNING",
-        ]  # fmt: skip
-        settings = load_settings(scheduler_argv, {})
+        argv = scheduler_argv(config, "compute", args.namespace, port, kubeconfig, HISTORY_LIMIT)
+        settings = load_settings(argv, {})
         python = sys.executable
-        fake_pid: int | None = None  # against a real cluster, its CPU is not ours to read
+        # Against a real cluster, no fake: its CPU is not ours to read, nor its audit log.
+        records_setup: Setup | None = None
         try:
             with contextlib.ExitStack() as processes:
                 if args.kubeconfig is None:
+                    control_port = free_port()
                     fake = processes.enter_context(
                         running(
                             "fake API server",
-                            [python, "-m", "tests.fakekube", "--port", "0", "--host", HOST,
+                            [python, str(FAKE_SERVER), "--port", "0", "--host", HOST,
                              "--kubeconfig", str(kubeconfig),
-                             "--history-size", str(FAKE_HISTORY_SIZE)],
+                             "--history-size", str(FAKE_HISTORY_SIZE),
+                             "--control-port", str(control_port)],
                             workdir / "fake.log",
                         )
                     )  # fmt: skip
                     wait_for_kubeconfig(kubeconfig, fake)
-                    fake_pid = fake.pid
+                    records_setup = Setup(
+                        workdir=workdir,
+                        config=config,
+                        kubeconfig=kubeconfig,
+                        fake_pid=fake.pid,
+                        control_url=f"http://{HOST}:{control_port}",
+                        history_limit=HISTORY_LIMIT,
+                    )
+                elif args.ended_jobs:
+                    progress(
+                        "attempt records: not measured against a real cluster (their API calls "
+                        "are counted from the fake API server's audit log)"
+                    )
                 where = asyncio.run(precheck(args, kubeconfig, settings))
                 # Runs after the scheduler has stopped, before the fake does.
                 processes.callback(clean_up, kubeconfig, settings, args.raw_namespace, failures)
                 scheduler = processes.enter_context(
                     running(
                         "scheduler",
-                        [python, "-m", "scheduler", *scheduler_argv],
+                        [python, "-m", "scheduler", *argv],
                         workdir / "scheduler.log",
                     )
                 )
                 progress(f"against the {where}")
                 report = asyncio.run(
-                    measure(args, kubeconfig, settings, scheduler.pid, fake_pid, where)
+                    measure(args, kubeconfig, settings, scheduler.pid, records_setup, where)
                 )
         except (BenchError, RawError, aiohttp.ClientError, TimeoutError) as exc:
             print(

@@ -1,11 +1,13 @@
 """The benchmarks' processes and what they read from the system: free ports, a child process
-torn down on the way out, the fake API server's kubeconfig, a process's RSS, the chart's limit.
+torn down on the way out, the fake API server's kubeconfig, a process's RSS and CPU time (and
+waiting until processes are quiet), the chart's limit.
 
 `bench.py` re-exports these names (`events_bench.py` imports them from there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -25,8 +27,19 @@ START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 CHART_VALUES = REPO / "helm" / "job-scheduler" / "values.yaml"
 
-# Jobs that outlive the benchmark: they stay Running, so nothing is pruned or changes under us.
-RADIXCONFIG = """\
+# Processes are quiet when each uses under this share of a CPU over one sample; waited for at
+# most the timeout.
+QUIET_CPU_SHARE, QUIET_SAMPLE_SECONDS, QUIET_TIMEOUT_SECONDS = 0.05, 0.5, 60.0
+# The job `ended` prints this many lines and exits 0: a small log for its attempt's record.
+ENDED_LOG_LINES = 10
+_ENDED_SCRIPT = "; ".join(
+    f"echo step {step} of {ENDED_LOG_LINES}: {step * 1000} items processed"
+    for step in range(1, ENDED_LOG_LINES + 1)
+)
+
+# `compute`: jobs that outlive the benchmark, they stay Running, so nothing is pruned or changes
+# under us. `ended`: jobs that run to their end (the attempt records' figures, attempt_records.py).
+RADIXCONFIG = f"""\
 apiVersion: radix.equinor.com/v1
 kind: RadixApplication
 metadata:
@@ -45,6 +58,16 @@ spec:
         - name: http
           port: 3000
       command: ["sh", "-c", "sleep 100000"]
+    - name: ended
+      image: busybox:1.36
+      schedulerPort: 8000
+      runAsUser: 1000
+      payload:
+        path: /ended/args
+      ports:
+        - name: http
+          port: 3000
+      command: ["sh", "-c", "{_ENDED_SCRIPT}; exit 0"]
 """
 
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -56,6 +79,22 @@ _MIB_PER_UNIT = {
 
 class BenchError(Exception):
     """The benchmark could not run; the message says which step failed."""
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def scheduler_argv(
+    config: Path, job: str, namespace: str, port: int, kubeconfig: Path, history_limit: int
+) -> list[str]:
+    """`python -m scheduler`'s arguments for a benchmark's scheduler on this machine."""
+    return [
+        "--config", str(config), "--job", job, "--environment", "dev",
+        "--namespace", namespace, "--port", str(port), "--host", HOST,
+        "--kubeconfig", str(kubeconfig), "--history-limit", str(history_limit),
+        "--log-level", "WARNING",
+    ]  # fmt: skip
 
 
 def free_port() -> int:
@@ -132,6 +171,18 @@ def cpu_seconds(pid: int) -> float:
         raise BenchError(f"cannot read the CPU time of process {pid}: {exc}") from exc
     # utime and stime are the 14th and 15th fields; the split starts at the 3rd.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settled(processes: dict[str, int]) -> None:
+    """Wait until every process is quiet (see QUIET_CPU_SHARE), at most QUIET_TIMEOUT_SECONDS."""
+    deadline = time.monotonic() + QUIET_TIMEOUT_SECONDS
+    spent = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    while time.monotonic() < deadline:
+        await asyncio.sleep(QUIET_SAMPLE_SECONDS)
+        now = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        if all(now[name] - spent[name] < QUIET_CPU_SHARE * QUIET_SAMPLE_SECONDS for name in now):
+            return
+        spent = now
 
 
 def quantity_mib(quantity: str) -> float:

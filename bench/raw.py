@@ -123,10 +123,13 @@ class RawKube:
         path: str,
         body: dict[str, Any] | None = None,
         content_type: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> tuple[int, bytes]:
         assert self._session is not None, "RawKube is entered"
         data = None if body is None else json.dumps(body)
         extra: dict[str, Any] = {}
+        if timeout_seconds is not None:
+            extra["timeout"] = aiohttp.ClientTimeout(total=timeout_seconds)
         if self._server_hostname:
             extra["server_hostname"] = self._server_hostname
         if content_type is not None:
@@ -249,7 +252,11 @@ class RawKube:
 
     async def _delete_collection(self, path: str, selector: str) -> int:
         query = f"labelSelector={selector}&propagationPolicy=Background"
-        status, answer = await self._call("DELETE", f"{path}?{query}")
+        # Deleting thousands of objects at once may take the fake API server minutes (its garbage
+        # collector shares its one thread), all the more once the attempt records' copies are in.
+        status, answer = await self._call(
+            "DELETE", f"{path}?{query}", timeout_seconds=CLEANUP_TIMEOUT_SECONDS
+        )
         if status < 300:
             return len(json.loads(answer).get("items") or [])
         if status not in (403, 404, 405):

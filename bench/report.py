@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raw import Burst
 from schedclient import Seeding
+
+if TYPE_CHECKING:
+    from records_report import Records
 
 POST_TARGET = 1.2  # POST /api/v1/jobs p50 at most this multiple of the raw creates
 BURST_TARGET = 0.8  # jobs/s of a burst of POSTs at least this fraction of the raw creates'
@@ -86,6 +89,7 @@ class Report:
     batch_jobs: int = 0
     batch: Timings | None = None
     batch_creates: Timings | None = None
+    records: Records | None = None  # against the fake only, unless --ended-jobs 0
     seconds: float = 0.0
 
     @property
@@ -98,7 +102,7 @@ class Report:
         jobs, delta = self.rss_delta
         verdicts = {
             "post": self.post.p50_ms / self.creates.p50_ms <= POST_TARGET,
-            "burst": _ratio(self.burst.rate, self.raw_burst.rate) >= BURST_TARGET,
+            "burst": ratio(self.burst.rate, self.raw_burst.rate) >= BURST_TARGET,
         }
         for level in self.levels:
             verdicts[f"get_{level.jobs}"] = level.get.p95_ms <= GET_P95_TARGET_MS
@@ -123,10 +127,10 @@ class Report:
             "burst": {
                 "scheduler": self.burst.to_json(),
                 "raw": self.raw_burst.to_json(),
-                "ratio": _ratio(self.burst.rate, self.raw_burst.rate),
+                "ratio": ratio(self.burst.rate, self.raw_burst.rate),
                 "target": BURST_TARGET,
                 "crash_safe_calls": self.safe_burst.to_json(),
-                "ratio_to_crash_safe_calls": _ratio(self.burst.rate, self.safe_burst.rate),
+                "ratio_to_crash_safe_calls": ratio(self.burst.rate, self.safe_burst.rate),
             },
             "get": {
                 "levels": [level.to_json() for level in self.levels],
@@ -152,21 +156,24 @@ class Report:
                 "raw": self.batch_creates.to_json(),
             },
             "seeding": [seeding.to_json() for seeding in self.seedings],
+            "attempt_records": None
+            if self.records is None
+            else self.records.to_json(self.chart_limit_mib),
             "verdicts": self.verdicts(),
         }
 
 
-def _ratio(value: float, base: float) -> float:
+def ratio(value: float, base: float) -> float:
     return value / base if base else float("inf")
 
 
-def _row(*cells: str) -> str:
+def row(*cells: str) -> str:
     widths = COLUMNS
     line = "".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=False))
     return (line + "".join(cells[len(widths) :])).rstrip()
 
 
-def _verdict(met: bool) -> str:
+def verdict(met: bool) -> str:
     return "MET" if met else "NOT MET"
 
 
@@ -179,66 +186,71 @@ def render(report: Report) -> str:
         f"job-scheduler benchmark: {report.where}, {os.cpu_count()} CPUs, "
         f"{report.requests} sequential requests per measure",
         "",
-        _row("measure", "scheduler", "raw", "ratio", "target", "verdict"),
-        _row(
+        row("measure", "scheduler", "raw", "ratio", "target", "verdict"),
+        row(
             "POST /api/v1/jobs p50 (Job+Secret+Service)",
             f"{post.p50_ms:.2f} ms",
             f"{creates.p50_ms:.2f} ms",
             f"{post.p50_ms / creates.p50_ms:.2f}x",
             f"<= {POST_TARGET}x",
-            _verdict(verdicts["post"]),
+            verdict(verdicts["post"]),
         ),
-        _row(
+        row(
             f"{burst.requests} POSTs, {burst.concurrency} in flight",
             f"{burst.rate:.1f} jobs/s, {burst.errors} errors",
             f"{raw_burst.rate:.1f} jobs/s, {raw_burst.errors} errors",
-            f"{_ratio(burst.rate, raw_burst.rate):.2f}x",
+            f"{ratio(burst.rate, raw_burst.rate):.2f}x",
             f">= {BURST_TARGET}x",
-            _verdict(verdicts["burst"]),
+            verdict(verdicts["burst"]),
         ),
-        _row(
+        row(
             "  the same, raw as a POST's 5 calls",
             "",
             f"{report.safe_burst.rate:.1f} jobs/s, {report.safe_burst.errors} errors",
-            f"{_ratio(burst.rate, report.safe_burst.rate):.2f}x",
+            f"{ratio(burst.rate, report.safe_burst.rate):.2f}x",
             "(information)",
         ),
     ]
     for level in report.levels:
         lines.append(
-            _row(
+            row(
                 f"GET /api/v1/jobs p50 / p95, {level.jobs} jobs",
                 f"{level.get.p50_ms:.2f} / {level.get.p95_ms:.2f} ms",
                 f"{level.list_raw.p50_ms:.1f} / {level.list_raw.p95_ms:.1f} ms LIST",
                 f"{level.get.p50_ms / level.list_raw.p50_ms:.3f}x",
                 f"p95 <= {GET_P95_TARGET_MS:g} ms",
-                _verdict(verdicts[f"get_{level.jobs}"]),
+                verdict(verdicts[f"get_{level.jobs}"]),
             )
         )
     lines += [
-        _row(
+        row(
             "RSS idle",
             f"{report.rss_idle_mib:.1f} MiB",
             "",
             "",
             f"<= {RSS_IDLE_TARGET_MIB:g} MiB",
-            _verdict(verdicts["rss_idle"]),
+            verdict(verdicts["rss_idle"]),
         ),
-        _row(
+        row(
             f"RSS +{jobs} running jobs",
             f"+{delta:.1f} MiB",
             "",
             "",
             f"<= +{RSS_PER_1000_TARGET_MIB * jobs / 1000:g} MiB",
-            _verdict(verdicts["rss_delta"]),
+            verdict(verdicts["rss_delta"]),
         ),
-        _row(
+        row(
             f"RSS at {report.memory_jobs} jobs",
             f"{report.rss_memory_mib:.1f} MiB",
             "",
             "",
             f"<= {report.chart_limit} (chart)",
-            _verdict(verdicts["rss_memory"]),
+            verdict(verdicts["rss_memory"]),
+        ),
+        *(
+            []
+            if report.records is None
+            else report.records.rows(report.chart_limit, report.chart_limit_mib)
         ),
         "",
         *details(report),
@@ -301,5 +313,7 @@ def details(report: Report) -> list[str]:
             f"max {report.batch_creates.max_ms:.0f} ms; ratio "
             f"{report.batch.p50_ms / report.batch_creates.p50_ms:.2f}x"
         )
+    if report.records is not None:
+        lines += report.records.details()
     lines.append(f"  the run took {report.seconds / 60:.1f} min")
     return lines

@@ -23,6 +23,8 @@ SEED_RETRY_PAUSE_SECONDS = 1.0
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_IN_FLIGHT = 1000  # the most POSTs a burst or the seeding may have in flight
 POLL_SECONDS = 0.5  # while waiting for the view: one GET of the whole list per turn
+# Waiting for seeded jobs to show their status: this long, plus this much per job in the view.
+WAIT_BASE_SECONDS, WAIT_PER_JOB_SECONDS = 120.0, 0.1
 
 
 @dataclass
@@ -35,11 +37,15 @@ class Seeding:
     errors: int = 0
     retries: int = 0
     post_seconds: float = 0.0
-    running_seconds: float = 0.0  # from the last answer until the GET showed all Running
+    running_seconds: float = 0.0  # from the last answer until the GET showed all in `status`
     listed: int = 0  # jobs the GET showed at the end
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def wait_seconds(jobs: int) -> float:
+    return WAIT_BASE_SECONDS + WAIT_PER_JOB_SECONDS * jobs
 
 
 class SchedulerClient:
@@ -114,11 +120,13 @@ class SchedulerClient:
         burst.seconds = time.perf_counter() - start
         return burst
 
-    async def seed(self, target: int, concurrency: int, within_seconds: float) -> Seeding:
-        """POST until the view should hold `target` jobs, then wait until it shows them all
-        Running. A POST that met a 429/5xx or no answer is retried; one that still fails counts
-        as an error (a POST with no answer may still have created its job: the view then holds
-        more)."""
+    async def seed(
+        self, target: int, concurrency: int, within_seconds: float, status: str = "Running"
+    ) -> Seeding:
+        """POST until the view should hold `target` jobs, then wait until it shows them all in
+        `status` (Running, or Succeeded for jobs that end). A POST that met a 429/5xx or no
+        answer is retried; one that still fails counts as an error (a POST with no answer may
+        still have created its job: the view then holds more)."""
         seeding = Seeding(target, max(0, target - self.accepted))
         gate = asyncio.Semaphore(concurrency)
 
@@ -144,23 +152,27 @@ class SchedulerClient:
         seeding.post_seconds = time.perf_counter() - start
         if seeding.posted and not seeding.created:
             raise BenchError(f"seeding: none of {seeding.posted} POSTs created a job")
-        seeding.listed = await self.wait_all_running(self.accepted, within_seconds)
+        seeding.listed = await self.wait_all(self.accepted, within_seconds, status)
         seeding.running_seconds = time.perf_counter() - start - seeding.post_seconds
         return seeding
 
-    async def wait_all_running(self, at_least: int, within_seconds: float) -> int:
-        """Wait until `GET /api/v1/jobs` shows at least `at_least` jobs, all Running; how many."""
+    async def wait_all(
+        self, at_least: int, within_seconds: float, status: str | None = "Running"
+    ) -> int:
+        """Wait until `GET /api/v1/jobs` shows at least `at_least` jobs, all in `status` (None:
+        in any); how many."""
         deadline = time.monotonic() + within_seconds
         while True:
             statuses = await self.statuses()
-            if len(statuses) >= at_least and all(s == "Running" for s in statuses):
+            if len(statuses) >= at_least and all(status in (None, s) for s in statuses):
                 return len(statuses)
             self.alive()
             if time.monotonic() > deadline:
-                waiting = sum(s != "Running" for s in statuses)
+                wanted = "" if status is None else f", all {status}"
+                waiting = sum(status not in (None, s) for s in statuses)
                 raise BenchError(
-                    f"GET /api/v1/jobs shows {len(statuses)} jobs, {waiting} not Running, "
-                    f"after {within_seconds:.0f}s (wanted at least {at_least}, all Running)"
+                    f"GET /api/v1/jobs shows {len(statuses)} jobs, {waiting} not {status}, "
+                    f"after {within_seconds:.0f}s (wanted at least {at_least}{wanted})"
                 )
             await asyncio.sleep(POLL_SECONDS)
 

@@ -382,6 +382,32 @@ def test_allowed_hosts_reach_the_scheduler_as_one_list(helm: Path) -> None:
     assert env["SCHEDULER_ALLOWED_HOSTS"] == "jobs.example.com,compute.corp.internal"
 
 
+ATTEMPT_SETTINGS = (
+    "SCHEDULER_KEEP_ATTEMPTS",
+    "SCHEDULER_ATTEMPT_LOG_BYTES",
+    "SCHEDULER_ATTEMPT_RECORD_BYTES",
+)
+
+
+def test_attempt_records_keep_the_scheduler_defaults_unless_set(helm: Path) -> None:
+    env = env_of(scheduler_container(render(helm)))
+    assert not [name for name in ATTEMPT_SETTINGS if name in env]
+
+
+def test_attempt_record_sizes_reach_the_scheduler_as_whole_numbers(helm: Path) -> None:
+    values = {"attempts": {"logBytes": 10485760, "recordBytes": 983040}}
+    env = env_of(scheduler_container(render(helm, values=values)))
+    assert env["SCHEDULER_ATTEMPT_LOG_BYTES"] == "10485760"
+    assert env["SCHEDULER_ATTEMPT_RECORD_BYTES"] == "983040"
+    assert "SCHEDULER_KEEP_ATTEMPTS" not in env
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_keeping_attempts_is_passed_on_when_set_either_way(helm: Path, keep: bool) -> None:
+    env = env_of(scheduler_container(render(helm, values={"attempts": {"keep": keep}})))
+    assert env["SCHEDULER_KEEP_ATTEMPTS"] == str(keep).lower()
+
+
 def test_network_policy_is_absent_when_disabled(helm: Path) -> None:
     manifests = render(helm, values={"networkPolicy": {"enabled": False}})
     assert "NetworkPolicy" not in {m["kind"] for m in manifests}
@@ -453,6 +479,22 @@ WRONG_VALUES = {
     "the default service account": (
         {"serviceAccount": {"create": False, "name": "default"}},
         'serviceAccount.name is required with serviceAccount.create=false, and not "default"',
+    ),
+    "an attempt log tail under 1 KiB": (
+        {"attempts": {"logBytes": 1023}},
+        "attempts.logBytes: Must be greater than or equal to 1024",
+    ),
+    "an attempt record under 64 KiB": (
+        {"attempts": {"recordBytes": 65535}},
+        "attempts.recordBytes: Must be greater than or equal to 65536",
+    ),
+    "an attempt record over what a ConfigMap holds": (
+        {"attempts": {"recordBytes": 983041}},
+        "attempts.recordBytes: Must be less than or equal to 983040",
+    ),
+    "keeping attempts that is not a boolean": (
+        {"attempts": {"keep": "yes"}},
+        "attempts.keep: Invalid type. Expected: [boolean,null], given: string",
     ),
     "allowJobPods that is not a boolean": (
         {"networkPolicy": {"allowJobPods": "yes"}},
