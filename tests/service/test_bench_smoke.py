@@ -51,6 +51,14 @@ def test_the_benchmark_runs_on_a_small_scale_and_prints_its_tables(tmp_path: Pat
     assert "POST /api/v1/batches of 5 jobs" in details, result.stdout
     assert "peak (VmHWM)" in details, result.stdout
 
+    # What attempt records cost: the same ended jobs with the records on and off.
+    for side in ("records on", "records off"):
+        [line] = [line for line in lines if line.startswith(f"API calls per ended job, {side}")]
+        assert line.endswith("(information)"), line
+        for row in (f"GET p50 / p95, 200 ended, {side}", f"RSS at 200 ended jobs, {side}"):
+            [line] = [line for line in lines if line.startswith(row)]
+            assert line.endswith((" MET", " NOT MET")), line
+
     document = json.loads(figures.read_text())
     assert set(document["verdicts"]) == {
         "post", "burst", "get_40", "get_60", "rss_idle", "rss_delta", "rss_memory",
