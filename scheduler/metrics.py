@@ -76,6 +76,12 @@ class Metrics:
             "Webhook events waiting for their first attempt",
             registry=self.registry,
         )
+        # Its value is read from the waiters when scraped (`set_function`).
+        self.waiting = Gauge(
+            "job_scheduler_waiting_requests",
+            "GETs of a job, a batch or a batch's job waiting (?wait=) for it to end",
+            registry=self.registry,
+        )
         self.webhook_delivery_seconds = Histogram(
             "job_scheduler_webhook_delivery_seconds",
             "Time from queueing a webhook event to its delivery, retries included",

@@ -19,6 +19,8 @@ _ERROR_DESCRIPTIONS = {
 _CREATE = ("400", "404", "413", "422", "500", "503")
 _LIST = ("500", "503")
 _ONE = ("404", "500", "503")
+# 422: a `wait` that is not a whole number of seconds, or is above the limit.
+_WAITED = ("404", "422", "500", "503")
 # 422: deleting, as a single job, a job of a multi-job batch (Radix answers 422 too, undeclared).
 _DELETE_JOB = ("404", "422", "500", "503")
 # 400: stopping a job or batch that has already finished.
@@ -56,6 +58,35 @@ _JOB_CREATION = {
     "required": False,
     "schema": _ref("JobScheduleDescription"),
 }
+# Our `wait` on Radix's GETs of a job, a batch and a batch job. Radix's operations keep exactly
+# Radix's parameters, so that a client generated from either spec is the same; `wait` is told in
+# an extension (which generators ignore) and in the operation's description.
+WAIT_EXTENSION = "x-scheduler-query-parameters"
+
+
+def _wait(ended: str) -> dict[str, Any]:
+    return {
+        "description": (
+            f"Our addition: with `?wait=SECONDS` the answer comes once {ended}, or when the wait "
+            "runs out, whichever is first, with the body a GET gives then. At most the "
+            "scheduler's SCHEDULER_MAX_WAIT_SECONDS (300 by default); 0 or absent answers at "
+            "once; a value that is not a whole number, or is above the limit, is 422."
+        ),
+        WAIT_EXTENSION: [
+            {
+                "name": "wait",
+                "in": "query",
+                "type": "integer",
+                "minimum": 0,
+                "required": False,
+                "description": "Seconds to wait at most before answering (see the description)",
+            }
+        ],
+    }
+
+
+_JOB_WAIT = _wait("the job has ended")
+_BATCH_WAIT = _wait("every job of the batch has ended")
 _BATCH_CREATION = {
     "description": "Batch to create",
     "name": "batchCreation",
@@ -74,6 +105,8 @@ class _Operation(NamedTuple):
     schema: dict[str, Any]
     errors: tuple[str, ...]
     parameters: tuple[dict[str, Any], ...] = ()
+    # More of the operation object: a description, extensions.
+    more: dict[str, Any] | None = None
 
 
 # Radix's paths exactly: GET `/jobs/` and `/batches/` (trailing slash) beside POST `/jobs` and
@@ -87,7 +120,7 @@ _OPERATIONS = (
     _Operation("post", "/jobs/stop", "stopAllJobs", "Stop all jobs", "Successfully stopped jobs",
                _STATUS, _STOP),
     _Operation("get", "/jobs/{jobName}", "getJob", "Gets job", "Successful get job",
-               _JOB, _ONE, (_JOB_NAME,)),
+               _JOB, _WAITED, (_JOB_NAME,), _JOB_WAIT),
     _Operation("delete", "/jobs/{jobName}", "deleteJob", "Delete job", "Successful delete job",
                _STATUS, _DELETE_JOB, (_JOB_NAME,)),
     _Operation("post", "/jobs/{jobName}/stop", "stopJob", "Stop job", "Successful stop job",
@@ -99,11 +132,11 @@ _OPERATIONS = (
     _Operation("post", "/batches/stop", "stopAllBatches", "Stop all batches",
                "Successfully stopped batches", _STATUS, _STOP),
     _Operation("get", "/batches/{batchName}", "getBatch", "Gets batch", "Successful get batch",
-               _BATCH, _ONE, (_BATCH_NAME,)),
+               _BATCH, _WAITED, (_BATCH_NAME,), _BATCH_WAIT),
     _Operation("delete", "/batches/{batchName}", "deleteBatch", "Delete batch",
                "Successful delete batch", _STATUS, _ONE, (_BATCH_NAME,)),
     _Operation("get", "/batches/{batchName}/jobs/{jobName}", "getBatchJob", "Gets batch job",
-               "Successful get job", _JOB, _ONE, (_BATCH_NAME, _JOB_NAME)),
+               "Successful get job", _JOB, _WAITED, (_BATCH_NAME, _JOB_NAME), _JOB_WAIT),
     _Operation("post", "/batches/{batchName}/jobs/{jobName}/stop", "stopBatchJob",
                "Stop batch job", "Successful stop batch job", _STATUS, _STOP,
                (_BATCH_NAME, _JOB_NAME)),
@@ -118,6 +151,7 @@ def _render(operation: _Operation) -> dict[str, Any]:
         "tags": ["Batch" if operation.path.startswith("/batches") else "Job"],
         "summary": operation.summary,
         "operationId": operation.operation_id,
+        **(operation.more or {}),
     }
     if operation.parameters:
         rendered["parameters"] = list(operation.parameters)

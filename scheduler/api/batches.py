@@ -6,7 +6,8 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from scheduler.api.bodies import JSON, create_response, json_response, parse_body
-from scheduler.api.keys import BATCHES, IDEMPOTENCY
+from scheduler.api.keys import BATCHES, IDEMPOTENCY, WAITING
+from scheduler.api.waits import after_waiting
 from scheduler.domain.batches import EMPTY_BATCH
 from scheduler.errors import InvalidError
 from scheduler.models import BatchScheduleDescription, BatchStatus
@@ -34,12 +35,21 @@ async def get_batches(request: web.Request) -> web.Response:
 
 
 async def get_batch(request: web.Request) -> web.Response:
-    return json_response(request.app[BATCHES].status(request.match_info["batchName"]))
+    name = request.match_info["batchName"]
+    return await after_waiting(
+        request,
+        lambda seconds: request.app[WAITING].batch(name, seconds),
+        lambda: json_response(request.app[BATCHES].status(name)),
+    )
 
 
 async def get_batch_job(request: web.Request) -> web.Response:
-    info = request.match_info
-    return json_response(request.app[BATCHES].job(info["batchName"], info["jobName"]))
+    batch, job = request.match_info["batchName"], request.match_info["jobName"]
+    return await after_waiting(
+        request,
+        lambda seconds: request.app[WAITING].batch_job(batch, job, seconds),
+        lambda: json_response(request.app[BATCHES].job(batch, job)),
+    )
 
 
 async def delete_batch(request: web.Request) -> web.Response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from scheduler.api.bodies import JSON, create_response, json_response, parse_body
-from scheduler.api.keys import IDEMPOTENCY, SERVICE
+from scheduler.api.keys import IDEMPOTENCY, SERVICE, WAITING
+from scheduler.api.waits import after_waiting
 from scheduler.models import JobScheduleDescription
 
 
@@ -28,8 +29,12 @@ async def get_jobs(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    body = request.app[SERVICE].get_json(request.match_info["jobName"])
-    return web.Response(body=body, content_type=JSON)
+    name = request.match_info["jobName"]
+    return await after_waiting(
+        request,
+        lambda seconds: request.app[WAITING].job(name, seconds),
+        lambda: web.Response(body=request.app[SERVICE].get_json(name), content_type=JSON),
+    )
 
 
 async def delete_job(request: web.Request) -> web.Response:

@@ -4,7 +4,6 @@ leaves."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from scheduler.api.errors import REQUEST_ID
 from scheduler.api.keys import LOGS
+from scheduler.api.leaving import ClientLeft, client_closed_response, unless_client_leaves
 from scheduler.backends.base import OpenLog
 from scheduler.domain.logs import LogOptions
 from scheduler.errors import InvalidError, SchedulerError
@@ -22,11 +22,6 @@ from scheduler.logs import request_id
 log = logging.getLogger(__name__)
 
 TEXT = "text/plain; charset=utf-8"
-# aiohttp tells a handler that its client left only when it writes; a followed log may be quiet
-# for long, so the handler looks this often.
-CLIENT_CHECK_SECONDS = 1.0
-# nginx's code for a request its client gave up on; nobody receives it, the request log does.
-CLIENT_CLOSED_REQUEST = 499
 MAX_COUNT = 2**63 - 1  # the API server's int64
 
 # Our headers on a log its attempt's record serves (its pod is gone), and on one the record
@@ -88,25 +83,10 @@ def _count(query: Mapping[str, str], name: str) -> int | None:
 async def _serving(request: web.Request, opening: Opening) -> web.StreamResponse:
     """Stream the log, and stop when the client leaves (even while nothing is written)."""
     response = web.StreamResponse(headers={"Content-Type": TEXT})
-    work = asyncio.create_task(_streaming(request, response, opening))
     try:
-        while not work.done():
-            await asyncio.wait({work}, timeout=CLIENT_CHECK_SECONDS)
-            if not work.done() and _client_left(request):
-                work.cancel()
-                await asyncio.wait({work})
-        if not work.cancelled():
-            return work.result()
-        if response.prepared:
-            return response
-        return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-    finally:
-        work.cancel()
-
-
-def _client_left(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
+        return await unless_client_leaves(request, _streaming(request, response, opening))
+    except ClientLeft:
+        return response if response.prepared else client_closed_response()
 
 
 async def _streaming(

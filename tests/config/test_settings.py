@@ -490,3 +490,16 @@ def test_the_first_log_line_says_where_and_to_whom_it_listens(tmp_path: Path) ->
     assert listening(open_cluster) == (
         "listening on 0.0.0.0:8000 (no API token: whoever reaches the port may use the API)"
     )
+
+
+def test_the_longest_wait_defaults_to_300_seconds_and_comes_from_a_flag_or_a_variable(
+    tmp_path: Path,
+) -> None:
+    none = tmp_path / "none"
+    assert load_settings([], ENV, namespace_file=none).max_wait_seconds == 300
+    env = {**ENV, "SCHEDULER_MAX_WAIT_SECONDS": "60"}
+    assert load_settings([], env, namespace_file=none).max_wait_seconds == 60
+    assert load_settings(["--max-wait", "0"], env, namespace_file=none).max_wait_seconds == 0
+    with pytest.raises(ConfigError) as caught:
+        load_settings(["--max-wait", "1.5"], ENV, namespace_file=none)
+    assert str(caught.value).startswith("setting --max-wait: Input should be a valid integer")
