@@ -2,6 +2,7 @@
 // (its details and jobs). Both follow the live state; nothing here polls.
 import * as api from "./api.js";
 import { actionBar } from "./actions.js";
+import { authorizedFetch } from "./auth.js";
 import {
   ENDED, badge, bytes, details, duration, fill, h, keepingFocus, time,
 } from "./dom.js";
@@ -177,6 +178,57 @@ function resultPanel(target) {
   return { panel, update };
 }
 
+/** What each attempt used, as `GET .../usage` answers (the API's words on a failure). */
+async function usageOf(target) {
+  const response = await authorizedFetch(`../api/v1${api.pathOf(target)}/usage`,
+    { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new api.ApiError(response.status, typeof body?.message === "string" ? body.message
+      : `${response.status} ${response.statusText}`.trim());
+  }
+  return body;
+}
+
+const resources = (list) => Object.entries(list ?? {}).map(([k, v]) => `${k} ${v}`).join(", ");
+
+/** What each attempt used, as the API words it ("peak 410 MiB of a 2 GiB limit; ..."), with what
+ *  the job asked for. Read when the attempts change or the job ends (a running job's figures
+ *  grow: "Refresh" reads them again). */
+function usagePanel(target) {
+  const out = h("div", {}, h("p", {}, "Loading…"));
+  let readFor = null; // the attempts and status it was read for
+  const read = () => usageOf(target)
+    .then((usage) => fill(out, usageList(usage)))
+    .catch((error) => fill(out, h("p", { class: "notice error" }, error.message)));
+  function update(job) {
+    const signature = [job.status, ...(job.podStatuses ?? []).map((pod) =>
+      `${pod.podIndex}:${pod.replicaStatus?.status}`)].join();
+    if (signature === readFor) return;
+    readFor = signature;
+    read();
+  }
+  const panel = h("section", { "aria-labelledby": "usage-heading" },
+    h("h3", { id: "usage-heading" }, "Usage"),
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: read }, "Refresh")),
+    out);
+  return { panel, update };
+}
+
+function usageList(usage) {
+  const attempts = usage.attempts ?? [];
+  if (!attempts.length) return h("p", {}, "No attempt to measure.");
+  const { requests, limits } = attempts.at(-1);
+  return [
+    h("p", { class: "help" }, `Requests: ${resources(requests) || "none"}. ` +
+      `Limits: ${resources(limits) || "none"}. Measured from ${usage.source}.`),
+    h("ul", { id: "usage", class: "usage" }, attempts.map((attempt) =>
+      h("li", { "data-attempt": String(attempt.podIndex ?? 0),
+        class: attempt.available ? null : "none" },
+      h("strong", {}, `Attempt ${attempt.podIndex ?? 0}: `), attempt.hint))),
+  ];
+}
+
 export function jobView(main, target) {
   const page = frame(main, target, "Job");
   // The event stream tells of a change of status or message (as Radix's webhook does), not of
@@ -186,6 +238,7 @@ export function jobView(main, target) {
   const refresh = () => api.get(target).then((job) => { seen = job; put(target, job); }, () => {});
   const log = logPanel(target, refresh);
   const result = resultPanel(target);
+  const usage = usagePanel(target);
   const summary = h("div");
   const attempts = h("section", { "aria-labelledby": "attempts-heading" });
   let shown = false;
@@ -202,7 +255,7 @@ export function jobView(main, target) {
     }
     if (!shown) {
       shown = true;
-      fill(page.body, summary, attempts, result.panel, log.panel);
+      fill(page.body, summary, attempts, usage.panel, result.panel, log.panel);
     }
     fill(page.status, badge(job.status));
     page.actions.update(job);
@@ -222,6 +275,7 @@ export function jobView(main, target) {
       ])));
     fill(attempts, h("h3", { id: "attempts-heading" }, "Attempts"), attemptsTable(job));
     result.update(job);
+    usage.update(job);
     log.update(job);
   }
 

@@ -22,7 +22,10 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
     helm: Path, scheduler_factory: ClientFactory, kube: FakeKube
 ) -> None:
     kube.clear_audit()
-    client = await scheduler_factory(RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT="1")
+    client = await scheduler_factory(
+        RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT="1",
+        SCHEDULER_USAGE_INTERVAL_SECONDS="0.05",
+    )
     # Every kind of work: create with payload and ports, read, delete, prune, stop, batches,
     # the recovery sweep, relist after 410.
     first = await post_job(client, {"payload": "p", "command": ["sh", "-c", "sleep 1; exit 0"]})
@@ -50,6 +53,13 @@ async def test_the_role_grants_exactly_the_calls_the_scheduler_makes(
     # Stop a single job, then a batch (created with payloads and ports), and delete the batch.
     stopped = await post_job(client, {"command": ["sh", "-c", "sleep 1000; exit 0"]})
     await wait_for_status(client, stopped["name"], "Running")
+
+    # While it runs, what it uses is sampled from the metrics API (metrics.k8s.io pods, list).
+    async def sampled() -> bool:
+        return any(e.api_group == "metrics.k8s.io" for e in kube.audit)
+
+    await wait_until(sampled)
+    assert (await client.get(f"/api/v1/jobs/{stopped['name']}/usage")).status == 200
     assert (await client.post(f"/api/v1/jobs/{stopped['name']}/stop")).status == 200
     await wait_for_status(client, stopped["name"], "Stopped")
     response = await client.post(

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from . import errors as e
 from .kinds import KINDS
+from .metrics import GROUP, METRICS, VERSION
+from .metrics import resources as metrics_resources
 
 JSON = dict[str, Any]
 
@@ -46,8 +48,14 @@ async def api_versions(request: web.Request) -> web.Response:
     )
 
 
+def _metrics_served(request: web.Request) -> bool:
+    return request.app[METRICS].served
+
+
 async def api_groups(request: web.Request) -> web.Response:
-    groups = sorted({k.group for k in KINDS.values() if k.group})
+    versions = {k.group: "v1" for k in KINDS.values() if k.group}
+    if _metrics_served(request):
+        versions[GROUP] = VERSION  # what metrics-server's APIService adds
     return web.json_response(
         {
             "kind": "APIGroupList",
@@ -55,10 +63,10 @@ async def api_groups(request: web.Request) -> web.Response:
             "groups": [
                 {
                     "name": g,
-                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                    "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v},
                 }
-                for g in groups
+                for g, v in sorted(versions.items())
             ],
         }
     )
@@ -67,6 +75,15 @@ async def api_groups(request: web.Request) -> web.Response:
 async def api_resources(request: web.Request) -> web.Response:
     group = request.match_info.get("group", "")
     version_name = request.match_info["version"]
+    if (group, version_name) == (GROUP, VERSION) and _metrics_served(request):
+        return web.json_response(
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{GROUP}/{VERSION}",
+                "resources": metrics_resources(),
+            }
+        )
     kinds = [k for k in KINDS.values() if k.group == group and k.version == version_name]
     if not kinds:
         raise e.not_found_path()

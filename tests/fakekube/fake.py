@@ -21,6 +21,7 @@ from .faults import Faults
 from .gc import GarbageCollector
 from .kinds import kind_named
 from .kubelet import Kubelet
+from .metrics import RESOLUTION_SECONDS, PodMetricsServer
 from .registry import Registry
 from .selectors import FieldSelector, parse_label_selector
 from .server import Backend, create_app
@@ -48,9 +49,14 @@ class FakeKube:
         history_size: int = 1000,
         bookmark_seconds: float = 1.0,
         events: bool = True,
+        metrics: bool = True,
     ) -> None:
         self.clock = Clock(time_scale)
         self.store = Store(history_size)
+        # The metrics API: `served`, `resolution_seconds` (real) and `usage` may be changed.
+        self.metrics = PodMetricsServer(
+            self.store, self.clock.seconds(RESOLUTION_SECONDS), served=metrics
+        )
         self.registry = Registry(self.store)
         self.watches = Watches(self.store, bookmark_seconds)
         self.faults = Faults(on_down=lambda: self.watches.drop_all(abrupt=True))
@@ -75,7 +81,12 @@ class FakeKube:
         self._controller = JobController(self.registry, self.clock, recorder)
         self._kubelet = Kubelet(self.registry, self.clock, recorder, self._pending_seconds)
         backend = Backend(
-            self.registry, self.watches, self._kubelet, self.faults, self.audit.append
+            self.registry,
+            self.watches,
+            self._kubelet,
+            self.faults,
+            self.audit.append,
+            self.metrics,
         )
         self._runner = web.AppRunner(
             create_app(backend), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS

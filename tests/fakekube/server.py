@@ -22,6 +22,7 @@ from .faults import Faults
 from .kinds import POD, Kind, kind_for
 from .kubelet import Kubelet
 from .managedfields import manager_from
+from .metrics import GROUP_VERSION, METRICS, PodMetricsServer
 from .options import DeleteOptions, Page
 from .registry import Registry
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -42,6 +43,7 @@ class Backend:
     kubelet: Kubelet
     faults: Faults
     record_audit: Callable[[AuditEntry], None]
+    metrics: PodMetricsServer
 
 
 BACKEND = web.AppKey("backend", Backend)
@@ -343,17 +345,33 @@ def _tail(text: str, lines: int | None) -> str:
     return "".join(kept[-lines:]) if lines > 0 else ""
 
 
+async def pod_metrics(request: web.Request) -> web.Response:
+    """metrics.k8s.io's pods: a list (of a namespace, or of all) or one pod's PodMetrics."""
+    metrics = request.app[METRICS]
+    namespace = request.match_info.get("namespace")
+    name = request.match_info.get("name")
+    if name is not None and namespace is not None:
+        return web.json_response(metrics.get(namespace, name))
+    labels, _ = _selectors(request, POD)
+    return web.json_response(metrics.list(namespace, labels))
+
+
 def create_app(backend: Backend) -> web.Application:
     app = web.Application(
         middlewares=[errors_middleware, faults_middleware], client_max_size=64 * 1024 * 1024
     )
     app[BACKEND] = backend
+    app[METRICS] = backend.metrics
     app.on_response_prepare.append(_record_audit)
     app.router.add_get("/version", version)
     for probe in ("/healthz", "/readyz", "/livez"):
         app.router.add_get(probe, health)
     app.router.add_get("/api", api_versions)
     app.router.add_get("/apis", api_groups)
+    app.router.add_get("/apis/", api_groups)
+    metrics = f"/apis/{GROUP_VERSION}"
+    for path in ("/pods", "/namespaces/{namespace}/pods", "/namespaces/{namespace}/pods/{name}"):
+        app.router.add_get(metrics + path, pod_metrics)
     # Clients ask for discovery with and without a trailing slash; the real server answers both.
     for prefix in ("/api/{version}", "/apis/{group}/{version}"):
         app.router.add_get(prefix, api_resources)

@@ -74,6 +74,8 @@ class Resource(Enum):
 
 
 _API_GROUP_PATH = {Resource.JOBS: "/apis/batch/v1"}
+# The metrics API (metrics-server's, where the cluster serves it): pods' current usage.
+METRICS_API_PATH = "/apis/metrics.k8s.io/v1beta1"
 
 
 def error_for(status: int, body: bytes) -> SchedulerError:
@@ -170,6 +172,7 @@ class KubeApi:
         self._streams: aiohttp.ClientSession | None = None
         self._options: dict[str, Any] = {}
         self._paths: dict[Resource, str] = {}
+        self._pod_metrics_path = ""
 
     async def start(self) -> None:
         configuration = self._configuration or await load_configuration(self._kubeconfig)
@@ -180,6 +183,7 @@ class KubeApi:
             f"/namespaces/{self._namespace}/{resource.value}"
             for resource in Resource
         }
+        self._pod_metrics_path = f"{host}{METRICS_API_PATH}/namespaces/{self._namespace}/pods"
         # The client's own TLS setup: CA bundle, client certificates, verification switches.
         ssl_context = k8s_rest.RESTClientObject(configuration).ssl_context
         self._options = {"proxy": proxy_for(configuration)}
@@ -326,6 +330,12 @@ class KubeApi:
         if token:
             params["continue"] = token
         return await self._call("GET", self._paths[resource], params=params)
+
+    async def pod_metrics(self, selector: str) -> dict[str, Any]:
+        """The metrics API's PodMetrics of the running pods `selector` selects (their usage
+        now); NotFoundError when the cluster does not serve the metrics API."""
+        params = {"labelSelector": selector}
+        return await self._call("GET", self._pod_metrics_path, params=params)
 
     async def watch(
         self, resource: Resource, selector: str, resource_version: str

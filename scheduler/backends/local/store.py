@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, TypeVar, Unpack
 
-from scheduler.backends.base import BatchRequest, JobRequest
+from scheduler.backends.base import BatchRequest, JobRequest, Usage
 from scheduler.backends.local.codec import attempt_from_row, job_from_row, request_to_json, to_text
 from scheduler.backends.local.files import (
     check_name,
@@ -327,6 +327,7 @@ class LocalStore:
         reason: AttemptReason,
         message: str | None,
         result: str | None = None,
+        usage: Usage | None = None,
     ) -> Attempt:
         """ConflictError when the attempt was finished already (e.g. by `mark_interrupted`)."""
         return await self._update_attempt(
@@ -337,6 +338,9 @@ class LocalStore:
             reason=reason,
             message=message,
             result=result,
+            peak_memory_bytes=usage.peak_memory_bytes if usage else None,
+            cpu_seconds=usage.cpu_seconds if usage else None,
+            usage_samples=usage.samples if usage else None,
         )
 
     async def _update_attempt(self, name: str, idx: int, **columns: object) -> Attempt:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -16,6 +16,7 @@ from scheduler.backends.local import launching, runner
 from scheduler.backends.local.changes import Listing
 from scheduler.backends.local.failures import judge
 from scheduler.backends.local.launching import Launcher
+from scheduler.backends.local.records import pod_name
 from scheduler.backends.local.schema import (
     Attempt,
     AttemptReason,
@@ -25,6 +26,7 @@ from scheduler.backends.local.schema import (
     StoredJob,
 )
 from scheduler.backends.local.store import LocalStore
+from scheduler.backends.local.usage import UsageSampler
 from scheduler.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,10 @@ class Supervisor:
         log_limit_bytes: int,
         kill_grace_seconds: float,
         retry_backoff_seconds: float,
+        usage: UsageSampler,
     ) -> None:
         self._store = store
+        self._usage = usage
         self._listing = listing
         self._launcher = launcher
         self._clock = clock
@@ -202,9 +206,10 @@ class Supervisor:
         )
         self._attempts[job.name] = attempt
         try:
-            outcome = await self._run(row, attempt, log_file)
+            outcome = await self._run(row, attempt, log_file, launch.argv)
         finally:
             self._attempts.pop(job.name, None)
+            usage = self._usage.untrack(pod_name(job.name, row.idx))
         reason = cast(AttemptReason, "Error" if outcome.reason == "StartError" else outcome.reason)
         result = await asyncio.to_thread(runner.read_result, result_path)
         await self._store.finish_attempt(
@@ -216,11 +221,16 @@ class Supervisor:
             # As a termination message on Kubernetes, what the job wrote is the message.
             message=outcome.message if result is None else result,
             result=result,
+            usage=usage,
         )
         return outcome
 
     async def _run(
-        self, row: Attempt, attempt: runner.Attempt, log_file: runner.BoundedLog
+        self,
+        row: Attempt,
+        attempt: runner.Attempt,
+        log_file: runner.BoundedLog,
+        launcher: Sequence[str],
     ) -> runner.Outcome:
         if self._stops[row.job].is_set():
             # The stop came between handing the job out and starting its process.
@@ -232,6 +242,7 @@ class Supervisor:
             log_file.close()
             return runner.Outcome(None, "StartError", f"the command cannot run: {exc}")
         assert attempt.pid is not None
+        self._usage.track(pod_name(row.job, row.idx), attempt.pid, launcher)
         await self._store.record_start(row.job, row.idx, now=self._clock(), pid=attempt.pid)
         await self._listing.refresh(row.job)
         return await attempt.wait()
