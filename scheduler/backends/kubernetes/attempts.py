@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler.backends.base import ContainerState, Identity, Kept, PodRecord, attempt_order
+from scheduler.backends.base import (
+    ContainerState,
+    Identity,
+    Kept,
+    PodRecord,
+    Usage,
+    attempt_order,
+)
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_ATTEMPT_PREFIX,
     ANNOTATION_PREVIOUS_ATTEMPTS,
@@ -48,6 +55,11 @@ _LOG = ".log"
 _META = ".json"
 
 
+def rank(kept: Kept | None) -> int:
+    """How much is kept: nothing, a status, a log read before the end, a log read after it."""
+    return _RANK[kept]
+
+
 def record_name(job: str) -> str:
     return f"{job}{RECORD_SUFFIX}"
 
@@ -74,10 +86,12 @@ def kept_summary(
     known: PodRecord | None,
     stopped_at: datetime | None,
     now: datetime,
+    usage: Usage | None = None,
 ) -> str:
     """The annotation that keeps `pod`'s attempt, merged with what the record `known` keeps of
-    it: the better log and the later state. An attempt the scheduler ends by a stop ends Stopped
-    at `stopped_at` (its pod's own end, if it comes, only adds the exit code). What is kept
+    it: the better log, the later state, and the larger figures of what it used (`usage`, as
+    sampled, and what is kept). An attempt the scheduler ends by a stop ends Stopped at
+    `stopped_at` (its pod's own end, if it comes, only adds the exit code). What is kept
     stands for the attempt once its pod is gone: one whose end was not seen ended then, Deleted
     (as of `now`, unless a later sight of its pod says how it ended)."""
     state = pod.container
@@ -94,7 +108,11 @@ def kept_summary(
             STOPPED, STOPPED_MESSAGE, state, finished_at=ending, exit_code=state.exit_code
         )
     level = known.kept if known and _RANK[known.kept] > _RANK[kept] else kept
-    summary = attempt_summary(dataclasses.replace(pod, container=state))
+    if usage is not None:
+        usage = usage.merged(known.usage if known is not None else None)
+    elif known is not None:
+        usage = known.usage
+    summary = attempt_summary(dataclasses.replace(pod, container=state, usage=usage))
     summary["kept"] = level
     return json.dumps(summary, separators=(",", ":"), sort_keys=True)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scheduler.backends.base import Identity, JobRecord, Kept, OpenLog, PodRecord
+from scheduler.backends.base import Identity, JobRecord, Kept, OpenLog, PodRecord, Usage
 from scheduler.backends.kubernetes import attempts
 from scheduler.backends.kubernetes.attempts import KeptLog
 from scheduler.backends.kubernetes.client import KubeApi, Resource
@@ -80,8 +80,10 @@ class AttemptKeeper:
         record_bytes: int,
         enabled: bool,
         clock: Callable[[], datetime] = utcnow,
+        usage_of: Callable[[str], Usage | None] = lambda pod: None,
     ) -> None:
         self._api = api
+        self._usage_of = usage_of  # what an attempt used, by pod name, as sampled so far
         self._clock = clock
         self._identity = identity
         self._container = identity.component or CONTAINER_NAME_FALLBACK
@@ -199,8 +201,10 @@ class AttemptKeeper:
         its result and its status. `stopped_at`: a stop ends it now."""
         if not attempts.started(pod):
             return  # never ran: no attempt to keep
-        # The log first, at once: a pod being deleted may be gone in a moment, its log with it.
-        reading = None if gone else asyncio.ensure_future(self._tail_if_there(pod.name))
+        # A pod being deleted may be gone in a moment, its log with it: its log is read at once,
+        # alongside the Job. Any other is read once the Job says it is not kept yet.
+        early = not gone and (pod.deleting or stopped_at is not None)
+        reading = asyncio.ensure_future(self._tail_if_there(pod.name)) if early else None
         try:
             job = await self._job(job_name)
             if job is None or (job["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true":
@@ -209,8 +213,14 @@ class AttemptKeeper:
                 return  # history of a run before a restart
             known = attempts.kept_on(job).get(pod.name)
             if known is not None and known.kept == "final":
+                self._learned(job_name, pod.name, "final")
                 return
-            log_text, truncated = await reading if reading is not None else (None, False)
+            if reading is not None:
+                log_text, truncated = await reading
+            elif not gone:
+                log_text, truncated = await self._tail_if_there(pod.name)
+            else:
+                log_text, truncated = None, False
         finally:
             if reading is not None:
                 reading.cancel()
@@ -232,6 +242,14 @@ class AttemptKeeper:
                 first=not attempts.kept_on(job),
             )
         await self._keep_status(job, pod, kept, known, stopped_at)
+        self._learned(job_name, pod.name, kept)
+
+    def _learned(self, job_name: str, pod: str, kept: Kept) -> None:
+        """What was just kept, before the watch brings the Job that says so: later sights of the
+        pod meanwhile need no second look."""
+        job = self._jobs.get(job_name)
+        if job is not None and attempts.rank(kept) > attempts.rank(job.kept.get(pod)):
+            job.kept[pod] = kept
 
     async def _keep_status(
         self,
@@ -244,7 +262,12 @@ class AttemptKeeper:
         name = job["metadata"]["name"]
         for _ in range(WRITE_ATTEMPTS):
             summary = attempts.kept_summary(
-                pod, kept, known=known, stopped_at=stopped_at, now=self._clock()
+                pod,
+                kept,
+                known=known,
+                stopped_at=stopped_at,
+                now=self._clock(),
+                usage=self._usage_of(pod.name),
             )
             patch = attempts.annotation_patch(job, pod.name, summary)
             if patch is None:
