@@ -29,7 +29,9 @@ from scheduler.api.keys import (
     SERVICE,
     SETTINGS,
     SWAGGER,
+    USAGE,
     VIEW,
+    WAITING,
 )
 from scheduler.api.routes import add_routes
 from scheduler.api.sse import SSE
@@ -44,7 +46,10 @@ from scheduler.domain.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
 from scheduler.domain.restarting import Restarter
 from scheduler.domain.results import Results
 from scheduler.domain.schedules import Schedules
+from scheduler.domain.starting import Starter
+from scheduler.domain.usage import UsageService
 from scheduler.domain.view import JobView
+from scheduler.domain.waiting import Waiting
 from scheduler.health import Health
 from scheduler.metrics import Metrics
 from scheduler.recovering import recovering, sweep_interval
@@ -55,6 +60,8 @@ from scheduler.webhook import WebhookSender
 
 PRUNE_INTERVAL = web.AppKey("prune_interval_seconds", float)
 WEBHOOK = web.AppKey("webhook", WebhookSender)
+# Starts jobs held until their startAfter, and fails those that waited too long.
+STARTER = web.AppKey("starter", Starter)
 
 
 def identity_of(settings: Settings) -> Identity:
@@ -87,6 +94,7 @@ def _default_backend(settings: Settings) -> Backend:
             settings.state_dir,
             max_parallel=settings.max_parallel,
             log_limit_bytes=settings.log_limit_bytes,
+            usage_interval_seconds=settings.usage_interval_seconds,
         )
     return kubernetes_backend(settings)
 
@@ -105,6 +113,7 @@ def kubernetes_backend(settings: Settings, configuration: Any = None) -> Backend
         keep_attempts=settings.keep_attempts,
         attempt_log_bytes=settings.attempt_log_bytes,
         attempt_record_bytes=settings.attempt_record_bytes,
+        usage_interval_seconds=settings.usage_interval_seconds,
     )
 
 
@@ -140,6 +149,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     expiry = min(interval, max(app[SETTINGS].idempotency_ttl_seconds / 2, 0.05))
     tasks.append(asyncio.create_task(app[IDEMPOTENCY].expiring(expiry), name="expiring-keys"))
     tasks.append(asyncio.create_task(app[SCHEDULES].running(), name="schedules"))
+    tasks.append(asyncio.create_task(app[STARTER].starting(), name="starting"))
     # A restarted scheduler prunes what finished while it was away, once its view has synced.
     tasks.append(asyncio.create_task(_prune_after_sync(view, pruner), name="first-prune"))
     try:
@@ -160,6 +170,10 @@ async def _webhook(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await sender.close()
+
+
+async def _releasing_waits(app: web.Application) -> None:
+    app[WAITING].release_all()
 
 
 async def _prune_after_sync(view: JobView, pruner: Pruner) -> None:
@@ -204,6 +218,11 @@ def create_app(
     app[LOGS] = LogReader(backend, view, app[BATCHES])
     app[RESULTS] = Results(view, app[BATCHES], backend)
     app[RESTARTS] = Restarter(backend, view, app[BATCHES])
+    app[USAGE] = UsageService(view, app[BATCHES], backend)
+    app[WAITING] = Waiting(view, app[BATCHES])
+    metrics.waiting.set_function(lambda: app[WAITING].count)
+    # A GET still waiting would hold a shutdown up to its timeout: it is answered now.
+    app.on_shutdown.append(_releasing_waits)
     app[IDEMPOTENCY] = Idempotency(
         backend.keys,
         view,
@@ -213,6 +232,7 @@ def create_app(
         grace_seconds=settings.create_grace_seconds,
     )
     app[SCHEDULES] = Schedules(settings.definition, app[SERVICE], view)
+    app[STARTER] = Starter(backend, view)
     # GET /api/v1/events: always subscribed, so a client that comes back finds the ring filled.
     events = EventHub(
         SSE, ring_size=settings.events_ring_size, queue_size=settings.events_queue_size

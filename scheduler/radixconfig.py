@@ -23,6 +23,7 @@ from pydantic import (
 from scheduler.backends.base import NodeSpec, PortSpec, RuntimeSpec
 from scheduler.cron import parse_cron, parse_time_zone
 from scheduler.errors import ConfigError
+from scheduler.models.jobs import WaitingTimeout
 
 DEFAULT_TIME_LIMIT_SECONDS = 43200
 DEFAULT_BACKOFF_LIMIT = 0
@@ -154,6 +155,9 @@ class EnvironmentConfig(_Lenient):
         default=None, alias="timeLimitSeconds"
     )
     backoff_limit: Annotated[int, Field(ge=0)] | None = Field(default=None, alias="backoffLimit")
+    waiting_timeout_seconds: WaitingTimeout | None = Field(
+        default=None, alias="waitingTimeoutSeconds"
+    )
     command: list[YamlStr] | None = None
     args: list[YamlStr] | None = None
     run_as_user: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="runAsUser")
@@ -180,6 +184,10 @@ class RadixJob(_Lenient):
         default=None, alias="timeLimitSeconds"
     )
     backoff_limit: Annotated[int, Field(ge=0)] | None = Field(default=None, alias="backoffLimit")
+    # Our addition: a job not started this long after it could is failed (None: it waits on).
+    waiting_timeout_seconds: WaitingTimeout | None = Field(
+        default=None, alias="waitingTimeoutSeconds"
+    )
     run_as_user: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="runAsUser")
     notifications: Notifications | None = None
     node: Node | None = None
@@ -235,6 +243,7 @@ class JobDefinition(BaseModel):
     backoff_limit: int
     run_as_user: int | None
     webhook_url: str | None = None
+    waiting_timeout_seconds: int | None = None
     node: NodeSpec | None = None
     runtime: RuntimeSpec | None = None
     batch_status_rules: tuple[BatchStatusRule, ...] = ()
@@ -337,6 +346,7 @@ def resolve_job(
         or job.time_limit_seconds
         or DEFAULT_TIME_LIMIT_SECONDS,
         backoff_limit=_first_set(env.backoff_limit, job.backoff_limit, DEFAULT_BACKOFF_LIMIT),
+        waiting_timeout_seconds=env.waiting_timeout_seconds or job.waiting_timeout_seconds,
         run_as_user=env.run_as_user or job.run_as_user,
         webhook_url=_webhook(job.notifications, env.notifications),
         node=_node(job.node, env.node),

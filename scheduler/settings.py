@@ -35,6 +35,8 @@ DEFAULT_EVENTS_HEARTBEAT_SECONDS = 15.0
 # client may have queued before it is told to start over.
 DEFAULT_RING_SIZE = 1000
 DEFAULT_QUEUE_SIZE = 256
+# `?wait=` on the GET of a job or a batch: the longest wait a request may ask for.
+DEFAULT_MAX_WAIT_SECONDS = 300
 SERVICE_ACCOUNT_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # Where the scheduler listens unless told: in a pod its Service and probes reach it by the pod's
 # address; anywhere else only this machine does, since a request may carry its own command.
@@ -117,6 +119,11 @@ class GivenSettings(BaseModel, frozen=True, extra="forbid", validate_by_name=Tru
             "--attempt-record-bytes", "SCHEDULER_ATTEMPT_RECORD_BYTES", DEFAULT_ATTEMPT_RECORD_BYTES
         )
     )
+    # How often what running attempts use is measured (None: each backend's own default, 15 s
+    # of the metrics API on Kubernetes, 1 s of /proc on the local backend).
+    usage_interval_seconds: Annotated[float, Field(ge=0.01)] | None = _setting(
+        "--usage-interval", "SCHEDULER_USAGE_INTERVAL_SECONDS", None
+    )
     # How long a POST's Idempotency-Key is honoured: a repeat within it gets the first's job.
     idempotency_ttl_seconds: Seconds = _setting(
         "--idempotency-ttl", "SCHEDULER_IDEMPOTENCY_TTL_SECONDS", DEFAULT_IDEMPOTENCY_TTL_SECONDS
@@ -131,6 +138,10 @@ class GivenSettings(BaseModel, frozen=True, extra="forbid", validate_by_name=Tru
     )
     events_heartbeat_seconds: Seconds = _setting(
         "--events-heartbeat", "SCHEDULER_EVENTS_HEARTBEAT_SECONDS", DEFAULT_EVENTS_HEARTBEAT_SECONDS
+    )
+    # 0: every GET answers at once (a `wait` above 0 is 422).
+    max_wait_seconds: Annotated[int, Field(ge=0)] = _setting(
+        "--max-wait", "SCHEDULER_MAX_WAIT_SECONDS", DEFAULT_MAX_WAIT_SECONDS
     )
 
 

@@ -13,7 +13,9 @@ from scheduler.domain.logs import LogReader
 from scheduler.domain.restarting import Restarter
 from scheduler.domain.results import Results
 from scheduler.domain.schedules import Schedules
+from scheduler.domain.usage import UsageService
 from scheduler.domain.view import JobView
+from scheduler.domain.waiting import Waiting
 from scheduler.health import Health
 from scheduler.metrics import Metrics
 from scheduler.settings import Settings
@@ -32,3 +34,5 @@ SCHEDULES = web.AppKey("schedules", Schedules)
 EVENTS = web.AppKey("events", EventHub)
 RESULTS = web.AppKey("results", Results)
 RESTARTS = web.AppKey("restarts", Restarter)
+USAGE = web.AppKey("usage", UsageService)
+WAITING = web.AppKey("waiting", Waiting)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api import batches, console, control, docs, events, health, jobs, logs, schedules
+from scheduler.api import (
+    batches,
+    console,
+    control,
+    docs,
+    events,
+    health,
+    jobs,
+    logs,
+    schedules,
+    usage,
+)
 
 API = "/api/v1"
 
@@ -25,6 +36,7 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/jobs/{{jobName}}/logs", logs.get_job_logs),
             web.get(f"{API}/jobs/{{jobName}}/result", control.get_job_result),
             web.post(f"{API}/jobs/{{jobName}}/restart", control.restart_job),
+            web.get(f"{API}/jobs/{{jobName}}/usage", usage.get_job_usage),
             web.post(f"{API}/batches", batches.create_batch),
             web.post(f"{API}/batches/", batches.create_batch),
             web.get(f"{API}/batches", batches.get_batches),
@@ -43,6 +55,9 @@ def add_routes(app: web.Application) -> None:
                 f"{API}/batches/{{batchName}}/jobs/{{jobName}}/restart", control.restart_batch_job
             ),
             web.get(f"{API}/batches/{{batchName}}/jobs/{{jobName}}/logs", logs.get_batch_job_logs),
+            web.get(
+                f"{API}/batches/{{batchName}}/jobs/{{jobName}}/usage", usage.get_batch_job_usage
+            ),
             web.get(f"{API}/events", events.stream_events),
             web.get(f"{API}/schedules", schedules.get_schedules),
             web.get(f"{API}/info", console.get_info),

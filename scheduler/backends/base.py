@@ -82,6 +82,10 @@ class JobRequest:
     batch_id: str | None = None
     batch_index: int | None = None  # its place in the batch request
     schedule: str | None = None  # the radixconfig schedule whose tick this run is
+    # Not to start before this (`startAfter`); a time that has passed: at once.
+    start_after: datetime | None = None
+    # Failed when it has not started this long after it could (`waitingTimeoutSeconds`).
+    waiting_timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,14 @@ class JobRecord:
     schedule: str | None = None  # a run of this radixconfig schedule
     # The attempts of its current run that its record keeps (their pods may be gone).
     kept_attempts: tuple[PodRecord, ...] = ()
+    # Not to start before this (`startAfter`; kept once it has started), and its waiting
+    # timeout. `suspended`: it does not run now: held until `start_after` (or, on Kubernetes,
+    # its Job suspended for a stop or a give-up, which say so themselves).
+    start_after: datetime | None = None
+    waiting_timeout_seconds: int | None = None
+    suspended: bool = False
+    # Why it waits, in the backend's words, when its pods cannot say (its place in a queue).
+    waiting_reason: str | None = None
 
     def condition(self, kind: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind and c.status), None)
@@ -143,6 +155,44 @@ class ContainerState:
     exit_code: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one attempt used, as far as it was seen, from `samples` looks at it: the most memory
+    it held at once (bytes) and the CPU time it took (seconds). `estimated`: the CPU time is
+    sampled rates added up (Kubernetes' metrics API), not a count the kernel kept."""
+
+    peak_memory_bytes: int
+    cpu_seconds: float
+    samples: int
+    estimated: bool = False
+
+    def merged(self, other: Usage | None) -> Usage:
+        """Two looks at one attempt (two replicas', or before and after a scheduler restart) as
+        one: each saw less than all of it, so each figure is the larger of the two."""
+        if other is None:
+            return self
+        return Usage(
+            peak_memory_bytes=max(self.peak_memory_bytes, other.peak_memory_bytes),
+            cpu_seconds=max(self.cpu_seconds, other.cpu_seconds),
+            samples=max(self.samples, other.samples),
+            estimated=self.estimated or other.estimated,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """What a backend can tell of a job's use: what it asked for (`requests` and `limits`, cpu
+    and memory as given), the figures so far of its attempts still under watch (by pod name),
+    how figures are taken (`source`, in a user's words), and why none can be had (`unavailable`,
+    e.g. the cluster serves no metrics API)."""
+
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+    live: Mapping[str, Usage]
+    source: str
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +219,8 @@ class PodRecord:
     deleting: bool = False  # its pod is being deleted
     # An attempt that a record keeps, not a pod: how much of it the record holds (`Kept`).
     kept: Kept | None = None
+    # What it used, as its record keeps it (on Kubernetes once it is kept, locally once it ended).
+    usage: Usage | None = None
 
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -209,6 +261,9 @@ class WatchEvent:
     resource_version: str
     record: Record | None  # None for OPENED and BOOKMARK
 
+
+# The reason of a job failed for not having started within its waiting timeout.
+WAITING_TIMEOUT = "WaitingTimeout"
 
 ClaimKind = Literal["job", "batch"]
 
@@ -285,6 +340,19 @@ class Backend(Protocol):
         """Delete the batch with all its jobs. NotFoundError when it is already gone."""
         ...
 
+    async def start_held_job(self, name: str, uid: str) -> JobRecord | None:
+        """Start the job `uid`, `suspended` until its `start_after`, which has come. None when
+        it was started, stopped or ended meanwhile, or is gone."""
+        ...
+
+    async def fail_waiting_job(
+        self, name: str, uid: str, message: str, now: datetime
+    ) -> JobRecord | None:
+        """End the job `uid`, which has not started, as Failed with `message` (reason
+        `WaitingTimeout`), its pods removed. None when it started, ended or was stopped
+        meanwhile, or is gone."""
+        ...
+
     async def recover(self) -> int:
         """Finish or remove what a crashed creation left half-made (past its grace time);
         return how many jobs and batches it settled."""
@@ -310,6 +378,11 @@ class Backend(Protocol):
     async def attempt_result(self, job: str, pod: str) -> str | None:
         """The result of an attempt that only a record keeps (`PodRecord.kept`), which does not
         hold it; None when it wrote none."""
+        ...
+
+    async def job_usage(self, job: str) -> UsageReport:
+        """What the job asked for, and the figures so far of its attempts under watch (those
+        that ended are in their records' `PodRecord.usage`)."""
         ...
 
     async def close(self) -> None: ...

@@ -93,6 +93,8 @@ class BatchService:
                     batch_name=name,
                     batch_id=description.batch_id,
                     batch_index=index,
+                    start_after=description.start_after,
+                    waiting_timeout_seconds=description.waiting_timeout_seconds,
                 )
             )
         return BatchRequest(name=name, batch_id=description.batch_id, jobs=tuple(requests))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, NodeSpec, RuntimeSpec
 from scheduler.domain.stopping import Stopper
@@ -55,8 +56,11 @@ def build_request(
     batch_id: str | None = None,
     batch_index: int | None = None,
     schedule: str | None = None,
+    start_after: datetime | None = None,
+    waiting_timeout_seconds: int | None = None,
 ) -> JobRequest:
-    """Merge the request's options over the job's configuration for this environment."""
+    """Merge the request's options over the job's configuration for this environment;
+    `start_after` and `waiting_timeout_seconds` are its batch's, for a job without its own."""
     image = description.image or definition.image
     if description.image_tag_name:
         image = replace_image_tag(image, description.image_tag_name)
@@ -111,6 +115,12 @@ def build_request(
         batch_id=batch_id,
         batch_index=batch_index,
         schedule=schedule,
+        start_after=description.start_after or start_after,
+        waiting_timeout_seconds=(
+            description.waiting_timeout_seconds
+            or waiting_timeout_seconds
+            or definition.waiting_timeout_seconds
+        ),
     )
 
 

@@ -5,10 +5,18 @@ Pure: the same records always give the same status, so statuses are cached and t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from scheduler.backends.base import Condition, ContainerState, JobRecord, PodRecord, attempt_order
+from scheduler.backends.base import (
+    WAITING_TIMEOUT,
+    Condition,
+    ContainerState,
+    JobRecord,
+    PodRecord,
+    attempt_order,
+)
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatus, ReplicaStatusEnum
 from scheduler.models.wire import built, rfc3339
 
@@ -20,6 +28,44 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # A termination message may be a job's whole result (up to 4 KiB): statuses show its first line,
 # cut to this; the whole of it is served at the job's `/result`.
 STATUS_MESSAGE_LIMIT_CHARS = 200
+
+
+UNSCHEDULABLE = "Unschedulable"
+IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+# What the scheduler adds after why a pod does not fit: whether evicting others would help.
+_PREEMPTION = re.compile(r"\.?\s+preemption: .*$", re.DOTALL)
+_QUOTED = re.compile(r'"([^"]+)"')
+_RPC_PREFIX = re.compile(r"^(rpc error: code = \w+ desc = )+")
+_IMAGE_NOT_FOUND = re.compile(r"not found|code = NotFound|manifest unknown", re.IGNORECASE)
+_IMAGE_DENIED = re.compile(
+    r"unauthorized|denied|forbidden|authorization failed|authentication required", re.IGNORECASE
+)
+
+
+def starts_at(moment: datetime) -> str:
+    """A held job's message: its start time, to the second (rounded up: it starts no earlier)."""
+    whole = moment.replace(microsecond=0)
+    return f"starts at {rfc3339(whole if whole == moment else whole + timedelta(seconds=1))}"
+
+
+def scheduling_problem(message: str) -> str:
+    """Why no node takes the pod, as the scheduler says it, without its note on preemption:
+    `0/3 nodes are available: 3 Insufficient memory`."""
+    return _PREEMPTION.sub("", message).strip().rstrip(".")
+
+
+def image_problem(message: str | None, image: str | None) -> str:
+    """Why an image cannot be pulled, in a sentence: `image "x" not found`, `image "x" cannot be
+    pulled: access denied`; else the runtime's own words without its RPC prefix. The kubelet's
+    back-off message names the last pull's error since Kubernetes 1.32."""
+    text = message or ""
+    quoted = _QUOTED.search(text)
+    named = image or (quoted.group(1) if quoted else None)
+    if named and _IMAGE_NOT_FOUND.search(text):
+        return f'image "{named}" not found'
+    if named and _IMAGE_DENIED.search(text):
+        return f'image "{named}" cannot be pulled: access denied'
+    return _RPC_PREFIX.sub("", text) or "the image cannot be pulled"
 
 
 def _brief(message: str) -> str:
@@ -55,8 +101,12 @@ def _pod_problem(pod: PodRecord) -> str | None:
     if state.state == "terminated" and (state.exit_code or state.reason == OUT_OF_MEMORY):
         return _termination_detail(state)
     if state.state == "waiting" and state.reason and state.reason not in _ROUTINE_WAITING_REASONS:
+        if state.reason in IMAGE_PULL_REASONS:
+            return f"{state.reason}: {image_problem(state.message, pod.image)}"
         return f"{state.reason}: {state.message}" if state.message else state.reason
     if state.state == "unknown" and pod.condition_reason and pod.condition_message:
+        if pod.condition_reason == UNSCHEDULABLE:
+            return f"{UNSCHEDULABLE}: {scheduling_problem(pod.condition_message)}"
         return f"{pod.condition_reason}: {pod.condition_message}"
     return None
 
@@ -126,8 +176,19 @@ def _latest(*times: datetime | None) -> datetime | None:
 
 def _failure_message(condition: Condition, pods: list[PodRecord]) -> str:
     message = condition.message or condition.reason or "the job failed"
+    if condition.reason == WAITING_TIMEOUT:
+        return message  # it names why the job was waiting already
     problems = [p for p in (_pod_problem(pod) for pod in reversed(pods)) if p]
     return f"{message}: {problems[0]}" if problems else message
+
+
+def _waiting_message(job: JobRecord, attempts: list[PodRecord]) -> str | None:
+    """Why a job waits: held until its start time, its place in a queue, or its pods' trouble."""
+    if job.suspended and job.start_after is not None:
+        return starts_at(job.start_after)
+    if job.waiting_reason:
+        return job.waiting_reason
+    return next((m for m in (_pod_problem(p) for p in reversed(attempts)) if m), None)
 
 
 def current_attempts(job: JobRecord, pods: Iterable[PodRecord]) -> list[PodRecord]:
@@ -183,7 +244,7 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         message = next((m for m in (_pod_problem(p) for p in reversed(ordered)) if m), None)
     else:
         status = JobStatusEnum.WAITING
-        message = next((m for m in (_pod_problem(p) for p in reversed(ordered)) if m), None)
+        message = _waiting_message(job, ordered)
     updated = _latest(
         job.created,
         job.started,

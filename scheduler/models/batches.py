@@ -6,9 +6,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, WithJsonSchema
+from pydantic import ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
-from scheduler.models.jobs import JobScheduleDescription, JobStatus, RadixJobComponentConfig
+from scheduler.models.jobs import (
+    JobScheduleDescription,
+    JobStatus,
+    RadixJobComponentConfig,
+    StartAfter,
+    WaitingTimeout,
+    extension,
+)
 from scheduler.models.wire import Wire
 
 __all__ = ["MAX_BATCH_JOBS", "BatchScheduleDescription", "BatchStatus", "BatchType"]
@@ -19,6 +27,10 @@ MAX_BATCH_JOBS = 500
 
 class BatchScheduleDescription(Wire):
     """BatchScheduleDescription holds description about batch scheduling job"""
+
+    model_config = ConfigDict(
+        json_schema_extra=extension(" In a batch: each job's, unless the job has its own.")
+    )
 
     batch_id: str | None = Field(
         default=None,
@@ -37,6 +49,10 @@ class BatchScheduleDescription(Wire):
     ] = Field(
         alias="jobScheduleDescriptions",
         description="JobScheduleDescriptions descriptions of jobs to schedule within the batch",
+    )
+    start_after: SkipJsonSchema[StartAfter | None] = Field(default=None, alias="startAfter")
+    waiting_timeout_seconds: SkipJsonSchema[WaitingTimeout | None] = Field(
+        default=None, alias="waitingTimeoutSeconds"
     )
 
 

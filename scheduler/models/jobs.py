@@ -3,11 +3,16 @@ field names and types; `swagger.json` is generated from these classes."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
 from pydantic import (
+    BeforeValidator,
+    ConfigDict,
     Field,
     RootModel,
     SerializerFunctionWrapHandler,
@@ -16,6 +21,7 @@ from pydantic import (
     field_validator,
     model_serializer,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from scheduler.models.wire import Int32, Int64, Time, Timestamps, Wire
 
@@ -171,8 +177,66 @@ class RadixJobComponentConfig(Wire):
     args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
 
 
+# -- our fields in Radix's request bodies ---------------------------------------------------------
+# A client generated from Radix's spec must see Radix's fields only, so these are left out of the
+# definitions' `properties` and declared beside them, in this extension (generators ignore it).
+EXTENSION = "x-job-scheduler-properties"
+MAX_WAITING_TIMEOUT_SECONDS = 2**31 - 1
+# RFC 3339 with an offset (`Z` or `+01:00`): a time without one would be read in the scheduler's
+# time zone, which a client cannot know.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339_PROBLEM = "must be an RFC 3339 time with a time zone offset, e.g. 2026-12-07T03:00:00Z"
+
+
+def _rfc3339_time(value: Any) -> datetime:
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+        raise ValueError(_RFC3339_PROBLEM)
+    try:
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(_RFC3339_PROBLEM) from None
+    return parsed.astimezone(UTC)
+
+
+StartAfter = Annotated[datetime, BeforeValidator(_rfc3339_time)]
+WaitingTimeout = Annotated[int, Field(ge=1, le=MAX_WAITING_TIMEOUT_SECONDS)]
+
+
+def extension(note: str = "") -> Callable[[dict[str, Any]], None]:
+    """What declares our fields in a request body's schema (`note` added to each): the
+    extension, and a sentence in the body's description that points to it."""
+
+    def declare(schema: dict[str, Any]) -> None:
+        schema[EXTENSION] = {
+            "startAfter": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Start the job no earlier than this time (RFC 3339 with a "
+                "time zone offset); until then it is Waiting, its message saying when it "
+                f"starts. A time that has passed: at once.{note}",
+                "example": "2026-12-07T03:00:00Z",
+            },
+            "waitingTimeoutSeconds": {
+                "type": "integer",
+                "format": "int32",
+                "minimum": 1,
+                "maximum": MAX_WAITING_TIMEOUT_SECONDS,
+                "description": "Fail the job when it has not started this many seconds after it "
+                "could (its creation, or its startAfter); its message then names why it was "
+                f"still waiting. Overrides the radixconfig's waitingTimeoutSeconds.{note}",
+            },
+        }
+        described = schema.get("description")
+        ours = f"This scheduler also takes the fields declared in `{EXTENSION}`."
+        schema["description"] = f"{described}\n\n{ours}" if described else ours
+
+    return declare
+
+
 class JobScheduleDescription(RadixJobComponentConfig):
     """JobScheduleDescription holds description about scheduling job"""
+
+    model_config = ConfigDict(json_schema_extra=extension())
 
     job_id: str | None = Field(
         default=None, alias="jobId", description="JobId Optional ID of a job", examples=["job1"]
@@ -186,6 +250,10 @@ class JobScheduleDescription(RadixJobComponentConfig):
             "At most 1 MiB (1,048,576 bytes of UTF-8).",
             examples=["{'data':'value'}"],
         )
+    )
+    start_after: SkipJsonSchema[StartAfter | None] = Field(default=None, alias="startAfter")
+    waiting_timeout_seconds: SkipJsonSchema[WaitingTimeout | None] = Field(
+        default=None, alias="waitingTimeoutSeconds"
     )
 
 

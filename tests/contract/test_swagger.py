@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
 from scheduler.swagger import build_swagger, render
+from scheduler.swagger_paths import WAIT_EXTENSION
 
 ROOT = Path(__file__).parents[2]
 CONTRACT = ROOT / "tests" / "radix" / "radix-contract.json"
@@ -196,6 +197,9 @@ async def test_swagger_json_and_swagger_ui_are_served(scheduler: TestClient[Any,
 PROSE = ("description", "example", "required", "properties", "x-nullable")
 LIMITS = ("minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems")
 KEY_LIMIT = "x-key-pattern"
+# Where a request body declares the fields we take beyond Radix's: an extension, which generators
+# ignore, so a generated client keeps exactly Radix's model. Its contents are ours.
+OUR_FIELDS = "x-job-scheduler-properties"
 
 
 def _keywords(schema: Any) -> set[str]:
@@ -203,6 +207,8 @@ def _keywords(schema: Any) -> set[str]:
         return set()
     found = set(schema)
     for key, value in schema.items():
+        if key == OUR_FIELDS:
+            continue
         children = value.values() if key == "properties" else [value]
         for child in children:
             found |= _keywords(child)
@@ -213,5 +219,47 @@ def _keywords(schema: Any) -> set[str]:
 def test_a_radix_definition_gains_only_prose_and_limits_that_keep_a_generated_client_types(
     name: str,
 ) -> None:
-    allowed = {*SHAPE, *PROSE, *LIMITS, KEY_LIMIT}
+    allowed = {*SHAPE, *PROSE, *LIMITS, KEY_LIMIT, OUR_FIELDS}
     assert _keywords(OURS["definitions"][name]) <= allowed, name
+
+
+@pytest.mark.parametrize("name", ["JobScheduleDescription", "BatchScheduleDescription"])
+def test_a_request_body_declares_start_after_and_waiting_timeout_beside_radix_fields(
+    name: str,
+) -> None:
+    definition = OURS["definitions"][name]
+    ours = definition[OUR_FIELDS]
+    assert {field: _shape(schema) for field, schema in ours.items()} == {
+        "startAfter": {"type": "string", "format": "date-time"},
+        "waitingTimeoutSeconds": {"type": "integer", "format": "int32"},
+    }
+    assert ours["waitingTimeoutSeconds"]["minimum"] == 1
+    assert not set(ours) & set(definition["properties"]), "a generated client would see them"
+    assert OUR_FIELDS in definition["description"], "its prose points to them"
+
+
+def test_only_request_bodies_declare_fields_of_ours() -> None:
+    declaring = {name for name, d in OURS["definitions"].items() if OUR_FIELDS in d}
+    assert declaring == {"JobScheduleDescription", "BatchScheduleDescription"}
+
+
+# Our `wait` on Radix's GETs (scheduler.api.waits): told beside their parameters, not among them.
+WAITED = {
+    ("/jobs/{jobName}", "get"),
+    ("/batches/{batchName}", "get"),
+    ("/batches/{batchName}/jobs/{jobName}", "get"),
+}
+
+
+def test_the_gets_of_a_job_a_batch_and_a_batch_job_tell_of_wait_in_an_extension_only() -> None:
+    for key, operation in _operations(OURS).items():
+        extension = operation.get(WAIT_EXTENSION)
+        if key not in WAITED:
+            assert extension is None, key
+            continue
+        assert [(p["name"], p["in"], p["type"]) for p in extension] == [
+            ("wait", "query", "integer")
+        ]
+        assert "wait" not in {p["name"] for p in operation.get("parameters", [])}
+        assert "?wait=SECONDS" in operation["description"]
+        assert "422" in operation["responses"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -115,14 +116,96 @@ def test_an_image_pull_problem_is_reported_while_the_job_is_still_active() -> No
     assert status.pod_statuses[0].status_message == "ErrImagePull: not found"
 
 
-def test_an_unschedulable_pod_says_why() -> None:
+def test_an_unschedulable_pod_says_why_without_the_schedulers_note_on_preemption() -> None:
     unscheduled = pod(
         ContainerState("unknown"),
         condition_reason="Unschedulable",
-        condition_message="0/3 nodes are available: 3 Insufficient memory.",
+        condition_message="0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 "
+        "nodes are available: 3 No preemption victims found for incoming pod.",
     )
     status = derive_status(job_record(active=1), [unscheduled])
-    assert status.message == "Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
+    assert status.message == "Unschedulable: 0/3 nodes are available: 3 Insufficient memory"
+
+
+IMAGE = "registry.example.com/app:nope"
+NOT_FOUND = (
+    f'rpc error: code = NotFound desc = failed to pull and unpack image "{IMAGE}": failed to '
+    f'resolve reference "{IMAGE}": {IMAGE}: not found'
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "expected"),
+    [
+        ("ErrImagePull", NOT_FOUND, f'ErrImagePull: image "{IMAGE}" not found'),
+        (
+            "ImagePullBackOff",
+            f'Back-off pulling image "{IMAGE}": ErrImagePull: {NOT_FOUND}',
+            f'ImagePullBackOff: image "{IMAGE}" not found',
+        ),
+        (
+            "ImagePullBackOff",
+            f'Back-off pulling image "{IMAGE}"',  # before Kubernetes 1.32: no cause given
+            f'ImagePullBackOff: Back-off pulling image "{IMAGE}"',
+        ),
+        (
+            "ErrImagePull",
+            f'rpc error: code = Unknown desc = failed to pull and unpack image "{IMAGE}": failed '
+            "to authorize: failed to fetch anonymous token: 401 Unauthorized",
+            f'ErrImagePull: image "{IMAGE}" cannot be pulled: access denied',
+        ),
+        (
+            "ErrImagePull",
+            "rpc error: code = Unavailable desc = connection refused",
+            "ErrImagePull: connection refused",
+        ),
+        (
+            "CreateContainerConfigError",
+            'secret "app-secrets" not found',
+            'CreateContainerConfigError: secret "app-secrets" not found',
+        ),
+    ],
+)
+def test_a_container_that_cannot_be_created_says_why_in_a_sentence(
+    reason: str, message: str, expected: str
+) -> None:
+    waiting = ContainerState("waiting", reason=reason, message=message)
+    status = derive_status(job_record(active=1), [pod(waiting, image=IMAGE)])
+    assert status.status is JobStatusEnum.ACTIVE
+    assert status.message == expected
+    assert status.pod_statuses[0].status_message == expected
+
+
+def test_a_job_held_until_its_start_time_waits_saying_when_to_the_second_rounded_up() -> None:
+    held = job_record(suspended=True, start_after=at(60) + timedelta(milliseconds=1))
+    status = derive_status(held, [])
+    assert status.status is JobStatusEnum.WAITING
+    assert status.message == "starts at 2024-05-01T12:01:01Z"
+
+
+def test_a_job_held_and_stopped_is_stopped_and_says_no_start_time() -> None:
+    held = job_record(suspended=True, start_after=at(60), stopped_at=at(5))
+    status = derive_status(held, [])
+    assert status.status is JobStatusEnum.STOPPED and status.message is None
+
+
+def test_a_job_waiting_in_a_backends_queue_says_its_place() -> None:
+    queued = job_record(waiting_reason="2nd in line; 4 running at most")
+    status = derive_status(queued, [])
+    assert (status.status, status.message) == (
+        JobStatusEnum.WAITING,
+        "2nd in line; 4 running at most",
+    )
+
+
+def test_a_job_given_up_on_for_waiting_failed_then_with_only_that_message() -> None:
+    message = 'did not start within 600 s: ImagePullBackOff: image "x" not found'
+    gave_up = condition("Failed", 600, "WaitingTimeout", message)
+    pulling = ContainerState("waiting", reason="ImagePullBackOff", message="not found")
+    status = derive_status(job_record(conditions=(gave_up,), suspended=True), [pod(pulling)])
+    assert status.status is JobStatusEnum.FAILED
+    assert status.message == message
+    assert status.ended == at(600)
 
 
 def test_retries_are_listed_in_creation_order_with_their_index_and_exit_codes() -> None:

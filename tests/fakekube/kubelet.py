@@ -23,7 +23,7 @@ from .clock import Clock
 from .errors import ApiError, bad_request
 from .events import EventRecorder
 from .kinds import POD, SECRET
-from .managedfields import KUBELET
+from .managedfields import KUBELET, SCHEDULER
 from .options import DeleteOptions
 from .registry import Registry
 from .script import Cat, Echo, Write, container_script
@@ -161,6 +161,7 @@ class Kubelet:
         uid: str,
         change: Callable[[JSON, JSON], None],
         subresource: str = "status",
+        manager: str = KUBELET,
     ) -> Record:
         def mutate(obj: JSON) -> None:
             if obj["metadata"]["uid"] != uid:
@@ -169,7 +170,7 @@ class Kubelet:
 
         try:
             record = self.registry.update(
-                POD, namespace, name, mutate, subresource=subresource, manager=KUBELET
+                POD, namespace, name, mutate, subresource=subresource, manager=manager
             )
         except ApiError as exc:
             raise _Gone from exc
@@ -182,6 +183,8 @@ class Kubelet:
             await self._live(namespace, name, uid)
 
     async def _live(self, namespace: str, name: str, uid: str) -> None:
+        await self._schedule(namespace, name, uid)
+
         def bind(status: JSON, spec: JSON) -> None:
             spec["nodeName"] = podstatus.NODE_NAME
 
@@ -254,6 +257,28 @@ class Kubelet:
             self._write(namespace, name, uid, terminated)
             return
 
+    async def _schedule(self, namespace: str, name: str, uid: str) -> None:
+        """A pod that asks for more than the node has is never bound: it stays Pending, its
+        PodScheduled condition False (Unschedulable), until it is deleted."""
+        pod = self.store.get(POD, namespace, name)
+        if pod is None or pod.uid != uid:
+            raise _Gone
+        short = podstatus.insufficient(pod.obj["spec"])
+        if not short:
+            return
+        message = podstatus.unschedulable_message(short)
+        pod = self._write(
+            namespace,
+            name,
+            uid,
+            lambda st, sp: podstatus.unschedulable(st, sp, message),
+            manager=SCHEDULER,
+        )
+        self.recorder.record(
+            pod, "FailedScheduling", message, warning=True, component="default-scheduler"
+        )
+        await asyncio.Event().wait()  # no node ever frees up: it waits until it is deleted
+
     async def _fail_image_pull(self, pod: Record, image: str) -> None:
         namespace, name, uid = pod.namespace, pod.name, pod.uid
         message = (
@@ -265,14 +290,15 @@ class Kubelet:
         )
         self._event(pod, "Failed", f'Failed to pull image "{image}": {message}', warning=True)
         await self.clock.sleep_real(self.pending_seconds)
-        back_off = f'Back-off pulling image "{image}"'
+        # Since Kubernetes 1.32 the back-off names the last pull's error (kubernetes#127918).
+        back_off = f'Back-off pulling image "{image}": ErrImagePull: {message}'
         pod = self._write(
             namespace,
             name,
             uid,
             lambda st, sp: podstatus.waiting(st, sp, "ImagePullBackOff", back_off),
         )
-        self._event(pod, "BackOff", back_off, warning=True)
+        self._event(pod, "BackOff", f'Back-off pulling image "{image}"', warning=True)
         await asyncio.Event().wait()  # pulls keep failing until the pod is deleted
 
     async def _wait_for_secret_volumes(self, pod: Record) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from .clock import rfc3339
@@ -36,6 +37,56 @@ def set_condition(
     if reason:
         condition["reason"] = reason
     conditions.append(condition)
+
+
+# The one node's allocatable resources: a pod that requests more of one than this fits no node
+# and stays Pending, Unschedulable, as on a cluster whose nodes are all smaller than it asks.
+# (Only cpu and memory are counted, and each pod on its own: the node never fills up.)
+NODE_ALLOCATABLE = {"cpu": 8.0, "memory": 32.0 * 2**30}
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$")
+
+
+def quantity(text: str) -> float:
+    """A resource.Quantity's value ("500m" is 0.5, "1Gi" 2**30); 0 when it cannot be read."""
+    found = _QUANTITY.match(str(text).strip())
+    if found is None:
+        return 0.0
+    number, suffix = float(found.group(1)), found.group(2) or ""
+    return number * _BINARY.get(suffix, _DECIMAL.get(suffix, 1.0))
+
+
+def insufficient(spec: JSON) -> list[str]:
+    """The resources the pod requests more of than the node has (its requests, or its limits
+    where it has no requests, as the API server defaults them), in the scheduler's order."""
+    wanted = dict.fromkeys(NODE_ALLOCATABLE, 0.0)
+    for container in spec.get("containers") or []:
+        resources = container.get("resources") or {}
+        asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        for name in wanted:
+            if name in asked:
+                wanted[name] += quantity(asked[name])
+    return [name for name, amount in wanted.items() if amount > NODE_ALLOCATABLE[name]]
+
+
+def unschedulable_message(resources: list[str]) -> str:
+    """kube-scheduler's words for a pod that fits the one node nowhere."""
+    why = ", ".join(f"1 Insufficient {name}" for name in resources)
+    return (
+        f"0/1 nodes are available: {why}. preemption: 0/1 nodes are available: "
+        "1 No preemption victims found for incoming pod."
+    )
+
+
+def unschedulable(status: JSON, spec: JSON, message: str) -> None:
+    """Not bound: the scheduler found no node for it (PodScheduled False, Unschedulable)."""
+    status["phase"] = "Pending"
+    conditions = status.setdefault("conditions", [])
+    set_condition(conditions, "PodScheduled", False, "Unschedulable")
+    for condition in conditions:
+        if condition["type"] == "PodScheduled":
+            condition["message"] = message
 
 
 def _image_id(image: str) -> str:

@@ -19,6 +19,7 @@ from scheduler.backends.base import (
     OpenLog,
     PodRecord,
     Record,
+    UsageReport,
     WatchEvent,
 )
 from scheduler.backends.kubernetes import logs
@@ -26,10 +27,16 @@ from scheduler.backends.kubernetes.client import KubeApi, Resource, error_for
 from scheduler.backends.kubernetes.creating import Creator
 from scheduler.backends.kubernetes.keeping import AttemptKeeper
 from scheduler.backends.kubernetes.keys import KubernetesKeys
-from scheduler.backends.kubernetes.manifests import label_selector, stop_patch
+from scheduler.backends.kubernetes.manifests import (
+    CONTAINER_NAME_FALLBACK,
+    label_selector,
+    stop_patch,
+)
+from scheduler.backends.kubernetes.metrics import UsageSampler
 from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.backends.kubernetes.recovering import LIST_PAGE_SIZE, sweep
 from scheduler.backends.kubernetes.restarting import Restarter, is_being_replaced, record_name
+from scheduler.backends.kubernetes.starting import Starting
 from scheduler.clock import utcnow
 from scheduler.errors import BackendError, BackendUnavailableError, ConflictError, NotFoundError
 
@@ -60,9 +67,11 @@ class KubernetesBackend:
         kubeconfig: Path | None = None,
         configuration: Any = None,
         clock: Callable[[], datetime] = utcnow,
+        usage_interval_seconds: float | None = None,
     ) -> None:
         self.identity = identity
         self._api = KubeApi(identity.namespace, kubeconfig, configuration)
+        self._usage = UsageSampler(self._api, identity, interval_seconds=usage_interval_seconds)
         self._keeper = AttemptKeeper(
             self._api,
             identity,
@@ -70,6 +79,7 @@ class KubernetesBackend:
             record_bytes=attempt_record_bytes,
             enabled=keep_attempts,
             clock=clock,
+            usage_of=self._usage.usage,
         )
         self._selector = label_selector(identity)
         self._clock = clock
@@ -80,12 +90,15 @@ class KubernetesBackend:
         self._restarter = Restarter(
             self._api, identity, self._keeper, grace_seconds=create_grace_seconds, clock=clock
         )
+        self._starting = Starting(self._api, clock)
 
     async def start(self) -> None:
         await self._api.start()
         self._keeper.start()
+        self._usage.start()
 
     async def close(self) -> None:
+        await self._usage.close()
         await self._keeper.close()
         await self._api.close()
 
@@ -149,6 +162,14 @@ class KubernetesBackend:
         except NotFoundError as exc:
             raise NotFoundError(f"batch {name} not found") from exc
 
+    async def start_held_job(self, name: str, uid: str) -> JobRecord | None:
+        return await self._starting.start(name, uid)
+
+    async def fail_waiting_job(
+        self, name: str, uid: str, message: str, now: datetime
+    ) -> JobRecord | None:
+        return await self._starting.give_up(name, uid, message, now)
+
     async def open_log(
         self, job: str, pod: str, *, follow: bool, tail: int | None, timestamps: bool
     ) -> OpenLog:
@@ -166,6 +187,24 @@ class KubernetesBackend:
 
     async def attempt_result(self, job: str, pod: str) -> str | None:
         return await self._keeper.kept_result(job, pod)
+
+    async def job_usage(self, job: str) -> UsageReport:
+        await self._usage.discover()
+        try:
+            spec = (await self._api.get(Resource.JOBS, job))["spec"]["template"]["spec"]
+        except NotFoundError:
+            spec = {}  # deleted meanwhile: its attempts' records are all there is
+        containers = spec.get("containers") or [{}]
+        ours = self.identity.component or CONTAINER_NAME_FALLBACK
+        container = next((c for c in containers if c.get("name") == ours), containers[0])
+        resources = container.get("resources") or {}
+        return UsageReport(
+            requests={k: str(v) for k, v in (resources.get("requests") or {}).items()},
+            limits={k: str(v) for k, v in (resources.get("limits") or {}).items()},
+            live=self._usage.job_usage(job),
+            source=self._usage.source,
+            unavailable=self._usage.unavailable,
+        )
 
     async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
         return await self._restarter.restart(name, uid, now)
@@ -198,9 +237,10 @@ class KubernetesBackend:
         if kind is Kind.JOB:
             self._keeper.jobs_listed(r for r in records if isinstance(r, JobRecord))
             return
-        for record in records:
-            if isinstance(record, PodRecord):
-                self._keeper.pod_seen(record, deleted=False)
+        pods = [record for record in records if isinstance(record, PodRecord)]
+        for record in pods:
+            self._keeper.pod_seen(record, deleted=False)
+        self._usage.pods_listed(pods)
 
     async def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
         async for event in self._api.watch(_RESOURCE_OF[kind], self._selector, resource_version):
@@ -226,6 +266,9 @@ class KubernetesBackend:
         record = self._record(kind, obj)
         if isinstance(record, JobRecord):
             self._keeper.job_seen(record, deleted=kind_of_event == "DELETED")
+            if kind_of_event == "DELETED":
+                self._usage.job_gone(record.name)
         else:
             self._keeper.pod_seen(record, deleted=kind_of_event == "DELETED")
+            self._usage.pod_seen(record, deleted=kind_of_event == "DELETED")
         return WatchEvent(kind_of_event, version, record)

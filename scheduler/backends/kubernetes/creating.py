@@ -7,6 +7,9 @@ once they exist, one patch commits the Job and lets it start. A batch is a pendi
 owns its pending, held Jobs and their Secrets and Services; clearing the ConfigMap's mark is the
 single write that commits them all, and only then are the Jobs started. Whatever a crash leaves
 hangs from a pending Job or batch record, so the recovery sweep removes it with that one object.
+
+A job whose `startAfter` is still to come is born suspended as well, and stays so once committed
+(and "started"): the starter (`starting.py`) resumes it when its time comes, also after a crash.
 """
 
 from __future__ import annotations
@@ -72,12 +75,11 @@ class Creator:
     async def create_job(self, request: JobRequest) -> JobRecord:
         if not has_anchor(request):
             # Nothing else to create: the Job alone is complete at once.
-            return job_record(
-                await self._api.create(Resource.JOBS, build_job(self._identity, request))
-            )
+            job = build_job(self._identity, request, now=self._clock())
+            return job_record(await self._api.create(Resource.JOBS, job))
         deadline = self._deadline(1)
         created = await self._api.create(
-            Resource.JOBS, build_job(self._identity, request, deadline=deadline)
+            Resource.JOBS, build_job(self._identity, request, deadline=deadline, now=self._clock())
         )
         uid = created["metadata"]["uid"]
         try:
@@ -147,9 +149,10 @@ class Creator:
     ) -> dict[str, Any]:
         """A batch's job, its Secret and its Service together, all owned by the batch record
         (a restart replaces the Job and leaves them be); the batch's rollback removes them."""
-        job = self._api.create(
-            Resource.JOBS, build_job(self._identity, request, deadline=deadline, owner=owner)
+        manifest = build_job(
+            self._identity, request, deadline=deadline, owner=owner, now=self._clock()
         )
+        job = self._api.create(Resource.JOBS, manifest)
         created, *_ = await _all([job, *self._owned(request, owner)])
         return created
 

@@ -46,6 +46,14 @@ LABEL_RESTART = "radix.equinor.com/restart"
 # On a Job a restart has taken hold of (its value the restart's time): no delete or other restart
 # may touch it, and its deletion is the restart's, not the job's end.
 ANNOTATION_REPLACED_BY = "radix.equinor.com/replaced-by-restart"
+# A job held until its start time (`startAfter`, kept once it has started; the Job is born
+# suspended and started then), and its waiting timeout (`waitingTimeoutSeconds`).
+ANNOTATION_START_AFTER = "radix.equinor.com/start-after"
+ANNOTATION_WAITING_TIMEOUT = "radix.equinor.com/waiting-timeout-seconds"
+# A job given up on for waiting too long: when, and why (its status message). It is suspended,
+# which removes its pods.
+ANNOTATION_GAVE_UP_AT = "radix.equinor.com/waiting-timed-out-at"
+ANNOTATION_GAVE_UP = "radix.equinor.com/waiting-timed-out"
 # A single job's anchor (a ConfigMap), which is no batch either.
 LABEL_ANCHOR = "radix.equinor.com/anchor"
 # What a job's record keeps of each attempt of its current run: its status on the Job, one
@@ -116,11 +124,17 @@ def _pending_marks(deadline: datetime | None) -> tuple[dict[str, str], dict[str,
     """Labels and annotations of an object not yet committed (none when it is born committed)."""
     if deadline is None:
         return {}, {}
-    # Written in whole seconds: rounded up, so the grace is never shorter than configured.
-    whole = deadline.replace(microsecond=0)
-    if whole < deadline:
+    # Rounded up, so the grace is never shorter than configured.
+    return {LABEL_PENDING: "true"}, {ANNOTATION_COMMIT_DEADLINE: whole_seconds_up(deadline)}
+
+
+def whole_seconds_up(moment: datetime) -> str:
+    """A time as an annotation holds it, in whole seconds, rounded up (a deadline never comes
+    early, a job never starts before its start time)."""
+    whole = moment.replace(microsecond=0)
+    if whole < moment:
         whole += timedelta(seconds=1)
-    return {LABEL_PENDING: "true"}, {ANNOTATION_COMMIT_DEADLINE: rfc3339(whole) or ""}
+    return rfc3339(whole) or ""
 
 
 def commit_patch(start: bool = True) -> dict[str, Any]:
@@ -134,6 +148,21 @@ def commit_patch(start: bool = True) -> dict[str, Any]:
     if start:
         patch["spec"] = {"parallelism": RUNNING_PODS}
     return patch
+
+
+def start_patch(resource_version: str) -> dict[str, Any]:
+    """Starts a held Job, on condition that it has not changed since it was read."""
+    return {"metadata": {"resourceVersion": resource_version}, "spec": {"suspend": False}}
+
+
+def give_up_patch(resource_version: str, now: datetime, message: str) -> dict[str, Any]:
+    """Fails a Job that waited too long: suspended (its pods go), saying when and why; on
+    condition that it has not changed since it was read."""
+    annotations = {ANNOTATION_GAVE_UP_AT: rfc3339(now), ANNOTATION_GAVE_UP: message}
+    return {
+        "metadata": {"resourceVersion": resource_version, "annotations": annotations},
+        "spec": {"suspend": True},
+    }
 
 
 def stop_patch(now: datetime, started: datetime | None) -> dict[str, Any]:
@@ -239,14 +268,24 @@ def build_job(
     *,
     deadline: datetime | None = None,
     owner: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The Job; with a `deadline` it is born held (no pods) and pending until committed."""
+    """The Job; with a `deadline` it is born held (no pods) and pending until committed. One
+    whose `start_after` is later than `now` is born suspended, until a starter starts it."""
     labels = _job_labels(identity, request)
     annotations = {ANNOTATION_JOB_ID: request.job_id} if request.job_id is not None else {}
     if request.batch_id is not None:
         annotations[ANNOTATION_BATCH_ID] = request.batch_id
     if request.batch_index is not None:
         annotations[ANNOTATION_BATCH_INDEX] = str(request.batch_index)
+    job_annotations: dict[str, str] = {}
+    if request.waiting_timeout_seconds is not None:
+        job_annotations[ANNOTATION_WAITING_TIMEOUT] = str(request.waiting_timeout_seconds)
+    held_until = request.start_after
+    if held_until is not None and now is not None and held_until <= now:
+        held_until = None  # its time has come: it starts at once
+    if held_until is not None:
+        job_annotations[ANNOTATION_START_AFTER] = whole_seconds_up(held_until)
     pending_labels, pending_annotations = _pending_marks(deadline)
     pod_security: dict[str, Any] = {
         "runAsNonRoot": True,
@@ -296,10 +335,14 @@ def build_job(
         }
     if deadline is not None:
         spec["parallelism"] = HELD_PODS
+    if held_until is not None:
+        # Suspended, not held (parallelism 0): the Job controller starts the clock of its time
+        # limit (activeDeadlineSeconds) when it is resumed, not now.
+        spec["suspend"] = True
     metadata: dict[str, Any] = {
         "name": request.name,
         "labels": {**labels, **pending_labels},
-        "annotations": {**annotations, **pending_annotations},
+        "annotations": {**annotations, **job_annotations, **pending_annotations},
     }
     if owner is not None:
         metadata["ownerReferences"] = [owner]

@@ -9,11 +9,13 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from scheduler.backends.base import (
+    WAITING_TIMEOUT,
     Condition,
     ContainerState,
     JobRecord,
     Kept,
     PodRecord,
+    Usage,
     attempt_order,
 )
 from scheduler.backends.kubernetes.manifests import (
@@ -21,11 +23,15 @@ from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_BATCH_ID,
     ANNOTATION_BATCH_INDEX,
     ANNOTATION_CREATED_AT,
+    ANNOTATION_GAVE_UP,
+    ANNOTATION_GAVE_UP_AT,
     ANNOTATION_JOB_ID,
     ANNOTATION_PREVIOUS_ATTEMPTS,
     ANNOTATION_RESTARTED_AT,
+    ANNOTATION_START_AFTER,
     ANNOTATION_STARTED_AT,
     ANNOTATION_STOPPED_AT,
+    ANNOTATION_WAITING_TIMEOUT,
     LABEL_BATCH_NAME,
     LABEL_PENDING,
     LABEL_SCHEDULE,
@@ -98,6 +104,8 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         )
         for c in status.get("conditions") or ()
     )
+    if (gave_up := _gave_up(annotations)) is not None:
+        conditions = (gave_up, *conditions)
     return JobRecord(
         name=metadata.get("name", ""),
         uid=metadata.get("uid", ""),
@@ -124,7 +132,25 @@ def job_record(obj: dict[str, Any]) -> JobRecord:
         restarted=parse_time(annotations.get(ANNOTATION_RESTARTED_AT)),
         previous_attempts=previous_attempts(annotations.get(ANNOTATION_PREVIOUS_ATTEMPTS)),
         kept_attempts=kept_attempts(annotations),
+        start_after=parse_time(annotations.get(ANNOTATION_START_AFTER)),
+        waiting_timeout_seconds=_positive(annotations.get(ANNOTATION_WAITING_TIMEOUT)),
+        suspended=bool((obj.get("spec") or {}).get("suspend")),
     )
+
+
+def _gave_up(annotations: dict[str, Any]) -> Condition | None:
+    """A job the scheduler gave up on for waiting too long: Failed, as the Job controller would
+    say it (the Job itself is only suspended)."""
+    at = parse_time(annotations.get(ANNOTATION_GAVE_UP_AT))
+    if at is None:
+        return None
+    message = annotations.get(ANNOTATION_GAVE_UP)
+    return Condition("Failed", True, WAITING_TIMEOUT, message if message else None, at)
+
+
+def _positive(value: Any) -> int | None:
+    number = _index(value)
+    return number if number else None
 
 
 def _container_state(state: dict[str, Any] | None) -> ContainerState | None:
@@ -203,8 +229,34 @@ def attempt_summary(pod: PodRecord) -> dict[str, Any]:
         "image": pod.image,
         "imageID": pod.image_id,
         "restartCount": pod.restart_count,
+        "usage": _usage_summary(pod.usage),
     }
     return {key: value for key, value in summary.items() if value is not None}
+
+
+def _usage_summary(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    return {
+        "peakMemoryBytes": usage.peak_memory_bytes,
+        "cpuSeconds": round(usage.cpu_seconds, 3),
+        "samples": usage.samples,
+        "estimated": usage.estimated,
+    }
+
+
+def _kept_usage(summary: Any) -> Usage | None:
+    """What an attempt used, as its record keeps it; None when it keeps nothing readable."""
+    if not isinstance(summary, dict):
+        return None
+    peak, cpu, samples = (summary.get(k) for k in ("peakMemoryBytes", "cpuSeconds", "samples"))
+    if (
+        not isinstance(peak, int)
+        or not isinstance(cpu, int | float)
+        or not isinstance(samples, int)
+    ):
+        return None
+    return Usage(peak, float(cpu), samples, estimated=summary.get("estimated") is True)
 
 
 _KEPT: dict[Any, Kept] = {"final": "final", "partial": "partial", "status": "status"}
@@ -231,6 +283,7 @@ def _previous_attempt(summary: dict[str, Any]) -> PodRecord:
         image=_shared(summary.get("image")),
         image_id=_shared(summary.get("imageID")),
         kept=_KEPT.get(summary.get("kept"), "status"),
+        usage=_kept_usage(summary.get("usage")),
     )
 
 

@@ -41,9 +41,12 @@ from scheduler.backends.kubernetes.keeping import AttemptKeeper
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_COMMIT_DEADLINE,
     ANNOTATION_CREATED_AT,
+    ANNOTATION_GAVE_UP,
+    ANNOTATION_GAVE_UP_AT,
     ANNOTATION_PREVIOUS_ATTEMPTS,
     ANNOTATION_REPLACED_BY,
     ANNOTATION_RESTARTED_AT,
+    ANNOTATION_START_AFTER,
     ANNOTATION_STARTED_AT,
     ANNOTATION_STOPPED_AT,
     LABEL_BATCH_NAME,
@@ -87,12 +90,16 @@ _GENERATED_LABELS = (
     "job-name",
     "batch.kubernetes.io/job-name",
 )
-# The old Job's state, which is not the replacement's.
+# The old Job's state, which is not the replacement's. A restart runs at once: a start time
+# that held the job is not its replacement's, nor a give-up for waiting too long.
 _DROPPED_ANNOTATIONS = (
     ANNOTATION_STOPPED_AT,
     ANNOTATION_STARTED_AT,
     ANNOTATION_COMMIT_DEADLINE,
     ANNOTATION_REPLACED_BY,
+    ANNOTATION_START_AFTER,
+    ANNOTATION_GAVE_UP_AT,
+    ANNOTATION_GAVE_UP,
 )
 # Who marks an old Job, in its managedFields: the restart, apart from the scheduler's other writes.
 MARK_FIELD_MANAGER = "job-scheduler-restart"

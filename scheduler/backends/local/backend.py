@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from scheduler.backends.base import (
+    WAITING_TIMEOUT,
     BatchRequest,
     Identity,
     JobRecord,
@@ -22,6 +23,7 @@ from scheduler.backends.base import (
     Kind,
     OpenLog,
     Record,
+    UsageReport,
     WatchEvent,
 )
 from scheduler.backends.local import launching, logs, orphans, restarting, runner
@@ -30,9 +32,11 @@ from scheduler.backends.local.keys import LocalKeys
 from scheduler.backends.local.launching import Launcher
 from scheduler.backends.local.locks import JobLocks
 from scheduler.backends.local.queue import DispatchQueue
+from scheduler.backends.local.records import pod_name
 from scheduler.backends.local.schema import StoredJob
 from scheduler.backends.local.store import LocalStore
 from scheduler.backends.local.supervising import RETRY_BACKOFF_SECONDS, Supervisor
+from scheduler.backends.local.usage import UsageSampler
 from scheduler.clock import utcnow
 from scheduler.errors import BadRequestError, ConflictError, InvalidError, NotFoundError
 
@@ -53,12 +57,14 @@ class LocalBackend:
         base_env: Mapping[str, str] | None = None,
         default_run_as_user: int = launching.DEFAULT_RUN_AS_USER,
         switch_user: bool = True,
+        usage_interval_seconds: float | None = None,
     ) -> None:
         self.identity = identity
         self._store = LocalStore(state_dir)
         self.keys = LocalKeys(self._store)
         self._clock = clock
         self._listing = Listing(self._store)
+        self._usage = UsageSampler(usage_interval_seconds)
         self._launcher = Launcher(
             identity,
             state_dir=state_dir,
@@ -74,8 +80,15 @@ class LocalBackend:
             log_limit_bytes=log_limit_bytes,
             kill_grace_seconds=kill_grace_seconds,
             retry_backoff_seconds=retry_backoff_seconds,
+            usage=self._usage,
         )
-        self._queue = DispatchQueue(self._store, self._supervisor, max_parallel=max_parallel)
+        self._queue = DispatchQueue(
+            self._store,
+            self._supervisor,
+            self._listing,
+            max_parallel=max_parallel,
+            clock=clock,
+        )
         self._controlling = JobLocks()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -97,6 +110,8 @@ class LocalBackend:
             "container images are not pulled or run"
         )
         await self._listing.load()
+        await self._queue.load()
+        self._usage.start()
         self._queue.start()
 
     async def close(self) -> None:
@@ -104,6 +119,7 @@ class LocalBackend:
         self._queue.stop_dispatching()
         await self._supervisor.close()
         await self._queue.drain()
+        await self._usage.close()
         await self._store.close()
 
     # -- the port ------------------------------------------------------------------------------
@@ -112,17 +128,14 @@ class LocalBackend:
         _check_runnable(request)
         stored = await self._store.add_job(request, self._clock())
         # A new job has no attempts: its record comes from the row just written, not a re-read.
-        record = self._listing.put(stored)
-        self._queue.wake()
+        (record,) = self._queue.add([(stored, ())])
         return record
 
     async def create_batch(self, batch: BatchRequest) -> list[JobRecord]:
         for request in batch.jobs:
             _check_runnable(request)
         stored = await self._store.add_batch(batch, self._clock())
-        records = [self._listing.put(job) for job in stored]
-        self._queue.wake()
-        return records
+        return self._queue.add([(job, ()) for job in stored])
 
     async def stop_job(self, name: str, started: datetime | None) -> JobRecord:
         async with self._controlling.holding(name):
@@ -131,6 +144,7 @@ class LocalBackend:
             # At once, before any other await: a job handed out to run this moment sees it.
             self._supervisor.request_stop(name)
             if job.state == "waiting":
+                self._queue.withdraw(name)
                 await self._store.update_job(name, state="stopped", stopped_at=now)
             elif job.state == "running" and job.stopped_at is None:
                 await self._store.update_job(name, stopped_at=now)
@@ -162,10 +176,8 @@ class LocalBackend:
             # A stop asked of it while it waited found no run to end: it is not for this one.
             self._supervisor.released(name)
             attempts = await self._store.attempts(name)
-            await self._store.update_job(name, **restarting.restart_changes(attempts, now))
-            record = await self._listing.refresh(name)
-            self._queue.wake()
-            assert record is not None
+            job = await self._store.update_job(name, **restarting.restart_changes(attempts, now))
+            (record,) = self._queue.add([(job, attempts)])
             return record
 
     async def delete_batch(self, name: str) -> None:
@@ -174,6 +186,30 @@ class LocalBackend:
         removed = await self._store.delete_batch(name)
         for job in removed.jobs:
             self._listing.drop(job)
+
+    async def start_held_job(self, name: str, uid: str) -> JobRecord | None:
+        # The queue holds such a job until its time, and starts it then on its own.
+        self._queue.wake()
+        return None
+
+    async def fail_waiting_job(
+        self, name: str, uid: str, message: str, now: datetime
+    ) -> JobRecord | None:
+        async with self._controlling.holding(name):
+            job = await self._store.get(name)
+            if job is None or job.uid != uid or job.state != "waiting":
+                return None
+            if not self._queue.withdraw(name):
+                return None  # handed out to run this moment
+            await self._store.update_job(
+                name,
+                state="failed",
+                condition_type="Failed",
+                condition_reason=WAITING_TIMEOUT,
+                condition_message=message,
+                condition_time=now,
+            )
+            return await self._listing.refresh(name)
 
     async def recover(self) -> int:
         # A create is one SQLite transaction: a crash leaves a whole job or none.
@@ -198,6 +234,22 @@ class LocalBackend:
     async def attempt_result(self, job: str, pod: str) -> str | None:
         return None  # an attempt's record here holds its result: no attempt is kept elsewhere
 
+    async def job_usage(self, job: str) -> UsageReport:
+        stored = await self._get(job)
+        running = [
+            pod_name(job, attempt.idx)
+            for attempt in await self._store.attempts(job)
+            if attempt.finished is None
+        ]
+        return UsageReport(
+            requests=dict(stored.request.requests),
+            limits=dict(stored.request.limits),
+            live={pod: usage for pod in running if (usage := self._usage.usage(pod)) is not None},
+            source=f"its process tree, read from /proc every {self._usage.interval_seconds:g} s "
+            "while it runs",
+            unavailable=self._usage.unavailable,
+        )
+
     # -- helpers -------------------------------------------------------------------------------
 
     async def _get(self, name: str) -> StoredJob:
@@ -208,6 +260,7 @@ class LocalBackend:
 
     async def _end_supervision(self, name: str) -> None:
         self._supervisor.request_stop(name)
+        self._queue.withdraw(name)
         await self._queue.cancel(name)
 
 

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scheduler.backends.base import ExitCodeRule, JobRequest, NodeSpec, PortSpec, RuntimeSpec
+from scheduler.backends.base import (
+    ExitCodeRule,
+    JobRequest,
+    NodeSpec,
+    PortSpec,
+    RuntimeSpec,
+    Usage,
+)
 from scheduler.backends.local.schema import Attempt, StoredJob
 
 
@@ -55,7 +62,14 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         log_path=Path(row["log_path"]),
         version=row["version"],
         result=row["result"],
+        usage=_usage(row),
     )
+
+
+def _usage(row: sqlite3.Row) -> Usage | None:
+    if not row["usage_samples"]:
+        return None
+    return Usage(row["peak_memory_bytes"], row["cpu_seconds"], row["usage_samples"])
 
 
 def to_text(moment: datetime) -> str:
@@ -102,6 +116,8 @@ def request_to_json(request: JobRequest) -> str:
         "batch_id": request.batch_id,
         "batch_index": request.batch_index,
         "schedule": request.schedule,
+        "start_after": None if request.start_after is None else to_text(request.start_after),
+        "waiting_timeout_seconds": request.waiting_timeout_seconds,
     }
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -137,6 +153,9 @@ def request_from_json(text: str) -> JobRequest:
         batch_id=data["batch_id"],
         batch_index=data.get("batch_index"),  # absent in rows stored before it was kept
         schedule=data.get("schedule"),  # absent in rows of schema 1
+        # Absent in rows stored before jobs could wait for a time or time out waiting.
+        start_after=optional_time(data.get("start_after")),
+        waiting_timeout_seconds=data.get("waiting_timeout_seconds"),
     )
 
 

@@ -43,6 +43,10 @@ def job_record(job: StoredJob, attempts: list[Attempt]) -> JobRecord:
         previous_attempts=tuple(
             pod_record(job, attempt) for attempt in attempts if attempt.idx < job.first_attempt
         ),
+        start_after=job.start_after,
+        waiting_timeout_seconds=job.request.waiting_timeout_seconds,
+        suspended=job.held,
+        waiting_reason=job.waiting_reason,
     )
 
 
@@ -78,6 +82,7 @@ def pod_record(job: StoredJob, attempt: Attempt) -> PodRecord:
         started=attempt.started,
         container=container,
         ready=phase == "Running",
+        usage=attempt.usage,
         image=job.request.image,
         result=attempt.result,
     )

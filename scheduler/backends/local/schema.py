@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal, TypedDict, get_args
 
-from scheduler.backends.base import JobRequest
+from scheduler.backends.base import JobRequest, Usage
 from scheduler.backends.local.files import own_file
 from scheduler.errors import ConfigError
 
@@ -93,6 +93,12 @@ MIGRATIONS: Final = (
     ALTER TABLE jobs ADD COLUMN first_attempt INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE attempts ADD COLUMN result TEXT;
     """,
+    # 4: what each attempt used (`Usage`), NULL for one never measured.
+    """
+    ALTER TABLE attempts ADD COLUMN peak_memory_bytes INTEGER;
+    ALTER TABLE attempts ADD COLUMN cpu_seconds REAL;
+    ALTER TABLE attempts ADD COLUMN usage_samples INTEGER;
+    """,
 )
 
 
@@ -122,6 +128,16 @@ class StoredJob:
     # The last restart, and the first attempt (`idx`) of the run it began.
     restarted: datetime | None = None
     first_attempt: int = 0
+    # Not stored: what the dispatch queue says of a job waiting in it (queue.py), whether it
+    # holds the job until its start time, and else why the job waits (its place in line).
+    held: bool = False
+    waiting_reason: str | None = None
+
+    @property
+    def start_after(self) -> datetime | None:
+        """When the job may start: its request's `startAfter`, which a restart drops (a
+        restarted job runs at once)."""
+        return self.request.start_after if self.restarted is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +156,7 @@ class Attempt:
     log_path: Path
     version: int
     result: str | None = None  # what it wrote to its RADIX_RESULT_PATH (the last 4 KiB)
+    usage: Usage | None = None  # what it used, once it has ended (if it was measured)
 
 
 class JobChanges(TypedDict, total=False):

@@ -292,9 +292,58 @@ async def test_an_image_that_does_not_exist_backs_off_forever(kube: Kube) -> Non
     [pod] = pods_of(kube, "pull")
 
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
-    assert waiting["message"] == 'Back-off pulling image "x/does-not-exist:1"'
+    # As a kubelet of Kubernetes 1.32 or later says it: the back-off, then the last pull's error.
+    assert waiting["message"] == (
+        'Back-off pulling image "x/does-not-exist:1": ErrImagePull: rpc error: code = NotFound '
+        'desc = failed to pull and unpack image "x/does-not-exist:1": not found'
+    )
     assert phase(pod) == "Pending"
     assert (job["status"]["active"], job["status"]["ready"]) == (1, 0)
+
+
+async def test_a_pod_that_asks_for_more_than_the_node_has_stays_unschedulable(kube: Kube) -> None:
+    big = {"resources": {"requests": {"cpu": "100m", "memory": "1Ti"}}}
+    await kube.batch.create_namespaced_job(NS, job_manifest("big", container=big))
+
+    def unschedulable(job: JSON | None) -> bool:
+        pods = pods_of(kube, "big")
+        conditions = pods[0]["status"].get("conditions", []) if pods else []
+        return any(c.get("reason") == "Unschedulable" for c in conditions)
+
+    job = await kube.fake.wait_for("Job", NS, "big", unschedulable)
+    [pod] = pods_of(kube, "big")
+
+    assert pod["status"]["conditions"] == [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": pod["status"]["conditions"][0]["lastTransitionTime"],
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes "
+            "are available: 1 No preemption victims found for incoming pod.",
+        }
+    ]
+    assert "nodeName" not in pod["spec"] and "containerStatuses" not in pod["status"]
+    assert phase(pod) == "Pending"
+    assert (job["status"]["active"], job["status"]["ready"]) == (1, 0)
+    events = kube.fake.list("Event", NS)
+    assert [
+        e["reason"] for e in events if e["involvedObject"]["name"] == pod["metadata"]["name"]
+    ] == ["FailedScheduling"]
+
+
+async def test_a_pod_whose_limits_alone_exceed_the_node_is_unschedulable_too(kube: Kube) -> None:
+    # Without requests, the API server takes the limits as the requests.
+    limits = {"resources": {"limits": {"cpu": "64", "memory": "1Gi"}}}
+    await kube.batch.create_namespaced_job(NS, job_manifest("wide", container=limits))
+
+    def says_why(job: JSON | None) -> bool:
+        pods = pods_of(kube, "wide")
+        conditions = pods[0]["status"].get("conditions", []) if pods else []
+        return any("1 Insufficient cpu." in c.get("message", "") for c in conditions)
+
+    await kube.fake.wait_for("Job", NS, "wide", says_why)
 
 
 async def test_restart_on_failure_counts_restarts_against_the_backoff_limit(kube: Kube) -> None:
