@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,6 +50,7 @@ from scheduler.domain.usage import UsageService
 from scheduler.domain.view import JobView
 from scheduler.domain.waiting import Waiting
 from scheduler.health import Health
+from scheduler.loops import cancelled
 from scheduler.metrics import Metrics
 from scheduler.recovering import recovering, sweep_interval
 from scheduler.settings import Settings, check_exposure
@@ -155,11 +155,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(*tasks)
         await backend.close()
 
 

@@ -50,3 +50,11 @@ async def forever(
 
 def _after_failure(backoff: Backoff | None, interval_seconds: float) -> float:
     return interval_seconds if backoff is None else backoff.next_delay()
+
+
+async def cancelled(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel these background tasks and wait until each has ended (None: never started)."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)

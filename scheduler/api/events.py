@@ -8,7 +8,6 @@ a bounded number of streams at once; past it a client gets 503 with Retry-After.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from scheduler.api.errors import REQUEST_ID
 from scheduler.api.keys import EVENTS, SETTINGS
 from scheduler.domain.events import EventHub, Subscription
 from scheduler.logs import request_id
+from scheduler.loops import cancelled
 
 LAST_EVENT_ID = "Last-Event-ID"
 STREAM_HEADERS = {
@@ -78,9 +78,7 @@ async def _heartbeating(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancelled(task)
 
 
 async def _beating(hub: EventHub, seconds: float) -> None:

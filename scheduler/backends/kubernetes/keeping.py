@@ -40,6 +40,7 @@ from scheduler.errors import (
     NotFoundError,
     SchedulerError,
 )
+from scheduler.loops import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,7 @@ class AttemptKeeper:
             self._runner = asyncio.create_task(self._run(), name="attempt-keeper")
 
     async def close(self) -> None:
-        tasks = [*self._tasks, *([self._runner] if self._runner else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancelled(*self._tasks, self._runner)
         self._runner = None
 
     # -- what the watch sees ----------------------------------------------------------------

@@ -13,7 +13,6 @@ whether it is served now is asked again every `retry_seconds`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from scheduler.backends.kubernetes.manifests import (
 )
 from scheduler.backends.kubernetes.records import parse_time
 from scheduler.errors import BackendUnavailableError, NotFoundError, SchedulerError
+from scheduler.loops import cancelled
 from scheduler.models.usage import quantity
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,8 @@ class UsageSampler:
             self._task = asyncio.create_task(self._sampling(), name="usage-sampling")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancelled(self._task)
+        self._task = None
 
     # -- what the watch sees ----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.backends.base import Usage
+from scheduler.loops import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +180,8 @@ class UsageSampler:
             self._task = asyncio.create_task(self._sampling(), name="local-usage")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancelled(self._task)
+        self._task = None
 
     def track(self, attempt: str, pid: int, launcher: Sequence[str]) -> None:
         """Look at the tree below `pid` from now on; `launcher`: the sandbox's command line."""

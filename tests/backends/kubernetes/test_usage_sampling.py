@@ -158,13 +158,6 @@ async def test_a_running_attempt_is_sampled_and_its_record_keeps_the_figures(
     client = await scheduler_factory(SCHEDULER_USAGE_INTERVAL_SECONDS=INTERVAL)
     name = (await post_job(client, THREE_SECONDS))["name"]
     await wait_for_status(client, name, "Succeeded")
-    [attempt] = (await _usage(client, name))["attempts"]
-    assert attempt["available"] is True and attempt["cpuEstimated"] is True
-    assert attempt["samples"] >= 2
-    assert attempt["peakMemoryBytes"] == 100 * MIB
-    # Half a core for some 3 s, as far as the one-second samples tell.
-    assert 0.5 <= attempt["cpuSeconds"] <= 2.5
-    assert " CPU on average (estimated from " in attempt["hint"]
 
     async def kept() -> dict[str, Any] | None:
         job = kube.get("Job", NAMESPACE, name) or {}
@@ -175,7 +168,15 @@ async def test_a_running_attempt_is_sampled_and_its_record_keeps_the_figures(
         ]
         return summaries[0].get("usage") if summaries else None
 
+    # Once the attempt is kept, its figures are final (no sample comes after its end).
     await wait_until(lambda: _true(kept))
+    [attempt] = (await _usage(client, name))["attempts"]
+    assert attempt["available"] is True and attempt["cpuEstimated"] is True
+    assert attempt["samples"] >= 2
+    assert attempt["peakMemoryBytes"] == 100 * MIB
+    # Half a core for some 3 s, as far as the one-second samples tell.
+    assert 0.5 <= attempt["cpuSeconds"] <= 2.5
+    assert " CPU on average (estimated from " in attempt["hint"]
     assert await kept() == {
         "peakMemoryBytes": attempt["peakMemoryBytes"],
         "cpuSeconds": attempt["cpuSeconds"],
