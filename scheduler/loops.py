@@ -58,3 +58,15 @@ async def cancelled(*tasks: asyncio.Task[None] | None) -> None:
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
+
+
+async def woken(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until `event` is set (True) or `seconds` have passed (False). Unlike `wait_for` on
+    Python 3.11, a cancellation that comes as the event is set is never lost (a lost one would
+    leave the loop it stops running for good)."""
+    try:
+        async with asyncio.timeout(max(seconds, 0.0)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

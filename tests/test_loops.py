@@ -10,7 +10,7 @@ import pytest
 
 from scheduler.backoff import Backoff
 from scheduler.errors import SchedulerError
-from scheduler.loops import Stop, forever
+from scheduler.loops import Stop, forever, woken
 
 log = logging.getLogger("tests.loops")
 
@@ -73,3 +73,20 @@ async def test_a_cancelled_loop_ends_at_once() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 1)
+
+
+async def test_woken_says_whether_the_event_came_or_the_time_ran_out() -> None:
+    event = asyncio.Event()
+    assert await woken(event, 0.01) is False
+    event.set()
+    assert await woken(event, 10) is True
+
+
+async def test_a_cancellation_that_comes_as_the_event_is_set_is_not_lost() -> None:
+    event = asyncio.Event()
+    waiting = asyncio.create_task(woken(event, 10))
+    await asyncio.sleep(0)
+    event.set()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

@@ -10,7 +10,6 @@ that act on the same job one does and the other finds it done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ from scheduler.clock import utcnow
 from scheduler.domain.status import current_attempts
 from scheduler.domain.view import JobView
 from scheduler.errors import SchedulerError
-from scheduler.loops import forever
+from scheduler.loops import forever, woken
 from scheduler.models import JobStatus, JobStatusEnum
 
 log = logging.getLogger(__name__)
@@ -133,8 +132,7 @@ class Starter:
         if moment is not None:
             wait = min(wait, (moment - self._clock()).total_seconds())
         if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await woken(self._wake, wait)
         self._wake.clear()
         await self.run_due()
 

@@ -259,7 +259,13 @@ class Restarter:
         pods = [pod async for pod in self._pods(name)]
         # Their logs and results are kept before their pods are deleted (step 6).
         await self._keeper.keep_all(name, pods)
-        old = _restartable(name, uid, await self._job(name))
+        try:
+            old = _restartable(name, uid, await self._job(name))
+        except NotFoundError:
+            # Gone meanwhile: deleted, or taken by another restart (its record says so).
+            if await self._exists(record_name(name)):
+                raise ConflictError(f"a restart of job {name} is already under way") from None
+            raise
         record = job_record(old)
         earlier = list(record.previous_attempts)
         known = {attempt.name for attempt in earlier}
@@ -392,6 +398,13 @@ class Restarter:
                 f"the restart of job {name} was taken over; it is finished in the background"
             ) from None
         return current
+
+    async def _exists(self, configmap: str) -> bool:
+        try:
+            await self._api.get(Resource.CONFIGMAPS, configmap)
+        except NotFoundError:
+            return False
+        return True
 
     async def _job(self, name: str) -> dict[str, Any] | None:
         try:

@@ -25,6 +25,7 @@ from scheduler.backends.local.changes import Listing
 from scheduler.backends.local.schema import Attempt, StoredJob
 from scheduler.backends.local.store import LocalStore
 from scheduler.backends.local.supervising import Supervisor
+from scheduler.loops import woken
 
 # Places in line told exactly; a job further back is told that it is.
 LINE_SHOWN: Final = 20
@@ -190,8 +191,7 @@ class DispatchQueue:
             wait = self._until_next_start()
             if untold:
                 wait = min(wait, self._told_at + TELL_INTERVAL_SECONDS - loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0.0))
+            await woken(self._wake, wait)
             self._wake.clear()
             await self._take_durations()
             self._dispatch()

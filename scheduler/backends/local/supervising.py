@@ -28,6 +28,7 @@ from scheduler.backends.local.schema import (
 from scheduler.backends.local.store import LocalStore
 from scheduler.backends.local.usage import UsageSampler
 from scheduler.errors import NotFoundError
+from scheduler.loops import woken
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,7 @@ class Supervisor:
                 return failed(verdict.reason, verdict.message)
             await self._listing.refresh(name)
             delay = min(MAX_RETRY_BACKOFF_SECONDS, self._retry_backoff * 2 ** max(failures - 1, 0))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await woken(stop, delay)
 
     async def _end(self, name: str, ending: Ending) -> None:
         await self._store.update_job(name, **ending.changes(self._clock()))
