@@ -402,6 +402,24 @@ def test_attempt_record_sizes_reach_the_scheduler_as_whole_numbers(helm: Path) -
     assert "SCHEDULER_KEEP_ATTEMPTS" not in env
 
 
+@pytest.mark.parametrize("seconds", [0, 120])
+def test_the_longest_wait_is_passed_on_when_set_also_when_it_turns_waiting_off(
+    helm: Path, seconds: int
+) -> None:
+    env = env_of(scheduler_container(render(helm, values={"maxWaitSeconds": seconds})))
+    assert env["SCHEDULER_MAX_WAIT_SECONDS"] == str(seconds)
+
+
+def test_the_usage_interval_is_passed_on_when_set_and_left_to_the_scheduler_else(
+    helm: Path,
+) -> None:
+    env = env_of(scheduler_container(render(helm, values={"usageIntervalSeconds": 30})))
+    assert env["SCHEDULER_USAGE_INTERVAL_SECONDS"] == "30"
+    defaults = env_of(scheduler_container(render(helm)))
+    assert "SCHEDULER_USAGE_INTERVAL_SECONDS" not in defaults
+    assert "SCHEDULER_MAX_WAIT_SECONDS" not in defaults
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_keeping_attempts_is_passed_on_when_set_either_way(helm: Path, keep: bool) -> None:
     env = env_of(scheduler_container(render(helm, values={"attempts": {"keep": keep}})))
@@ -491,6 +509,14 @@ WRONG_VALUES = {
     "an attempt record over what a ConfigMap holds": (
         {"attempts": {"recordBytes": 983041}},
         "attempts.recordBytes: Must be less than or equal to 983040",
+    ),
+    "a negative longest wait": (
+        {"maxWaitSeconds": -1},
+        "maxWaitSeconds: Must be greater than or equal to 0",
+    ),
+    "a usage interval under 10 ms": (
+        {"usageIntervalSeconds": 0.001},
+        "usageIntervalSeconds: Must be greater than or equal to 0.01",
     ),
     "keeping attempts that is not a boolean": (
         {"attempts": {"keep": "yes"}},
