@@ -99,23 +99,30 @@ class Scheduler:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
+        """The scheduler's command line (writing the files it names)."""
         config = self.directory / "radixconfig.yaml"
         config.write_text(RADIXCONFIG)
-        environ = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
         token_flags: tuple[str, ...] = ()
         if self.token is not None:
             token_file = self.directory / "api-token"
             token_file.write_text(self.token)
             token_flags = ("--api-token-file", str(token_file))
+        return [
+            *(sys.executable, "-m", "scheduler", "--config", str(config)),
+            *("--job", "compute", "--environment", "dev", "--backend", "local"),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--state-dir", str(self.directory / "state"), *token_flags, *self.flags),
+        ]
+
+    def environ(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
+
+    def start(self) -> None:
+        command, environ = self.command(), self.environ()
         with (self.directory / "scheduler.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "scheduler", "--config", str(config)),
-                    *("--job", "compute", "--environment", "dev", "--backend", "local"),
-                    *("--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--state-dir", str(self.directory / "state"), *token_flags, *self.flags),
-                ],
+                command,
                 env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -341,33 +348,22 @@ class KubeScheduler(Scheduler):
     cluster: FakeCluster | None = None
     namespace: str = "console"
     script: str = "echo hello; sleep 1"
-    environ: dict[str, str] = field(default_factory=dict)
+    extra_environ: dict[str, str] = field(default_factory=dict)
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
         assert self.cluster is not None
         config = self.directory / "radixconfig.yaml"
         config.write_text(KUBE_RADIXCONFIG.format(script=json.dumps(self.script)))
+        return [
+            *(sys.executable, "-m", "scheduler", "--config", str(config)),
+            *("--job", "compute", "--environment", "dev", "--backend", "kubernetes"),
+            *("--kubeconfig", str(self.cluster.kubeconfig)),
+            *("--host", "127.0.0.1", "--port", str(self.port), *self.flags),
+        ]
+
+    def environ(self) -> dict[str, str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-        environ.update(SCHEDULER_NAMESPACE=self.namespace, **self.environ)
-        with (self.directory / "scheduler.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "scheduler", "--config", str(config)),
-                    *("--job", "compute", "--environment", "dev", "--backend", "kubernetes"),
-                    *("--kubeconfig", str(self.cluster.kubeconfig)),
-                    *("--host", "127.0.0.1", "--port", str(self.port), *self.flags),
-                ],
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=ROOT,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._ready():
-            assert self.proc.poll() is None, (self.directory / "scheduler.log").read_text()
-            assert time.monotonic() < deadline, "the scheduler did not get ready"
-            time.sleep(0.1)
+        return {**environ, "SCHEDULER_NAMESPACE": self.namespace, **self.extra_environ}
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +392,7 @@ def kube_scheduler_factory(
             cluster=fake_cluster,
             namespace=f"console-{len(started)}",
             script=script,
-            environ=environ,
+            extra_environ=environ,
         )
         started.append(scheduler)
         scheduler.start()
