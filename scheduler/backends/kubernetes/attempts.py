@@ -25,7 +25,6 @@ from scheduler.backends.base import (
     Kept,
     PodRecord,
     Usage,
-    attempt_order,
 )
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_ATTEMPT_PREFIX,
@@ -36,7 +35,7 @@ from scheduler.backends.kubernetes.manifests import (
 )
 from scheduler.backends.kubernetes.records import (
     attempt_summary,
-    kept_attempt,
+    kept_attempts,
     parse_time,
     previous_attempts,
 )
@@ -136,13 +135,9 @@ def _ended_as(
 
 
 def kept_on(job: dict[str, Any]) -> dict[str, PodRecord]:
-    """The attempts the Job's annotations keep, by pod name."""
+    """The attempts the Job's annotations keep, by pod name, oldest first."""
     annotations = job["metadata"].get("annotations") or {}
-    kept = {}
-    for key, text in annotations.items():
-        if key.startswith(ANNOTATION_ATTEMPT_PREFIX) and (attempt := kept_attempt(text)):
-            kept[key.removeprefix(ANNOTATION_ATTEMPT_PREFIX)] = attempt
-    return kept
+    return {attempt.name: attempt for attempt in kept_attempts(annotations)}
 
 
 def previous_on(job: dict[str, Any]) -> frozenset[str]:
@@ -161,10 +156,7 @@ def annotation_patch(job: dict[str, Any], pod: str, summary: str) -> dict[str, A
     if annotations.get(key) == summary:
         return None
     changes: dict[str, str | None] = {key: summary}
-    others = sorted(
-        (attempt for name, attempt in kept_on(job).items() if name != pod),
-        key=attempt_order,
-    )
+    others = [attempt for name, attempt in kept_on(job).items() if name != pod]
     for dropped in others[: max(0, len(others) + 1 - MAX_KEPT_ATTEMPTS)]:
         changes[annotation_key(dropped.name)] = None
     return {"metadata": {"resourceVersion": metadata["resourceVersion"], "annotations": changes}}

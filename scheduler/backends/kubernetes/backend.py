@@ -119,9 +119,9 @@ class KubernetesBackend:
         """Delete the job whose Job has `uid`, unless a restart has it (409). Deleted
         meanwhile is deleted, as asked: the same answer as the delete that came first."""
         for _ in range(DELETE_ATTEMPTS):
-            job = await self._job(name)
+            job = await self._api.find(Resource.JOBS, name)
             if job is None:
-                if await self._exists(Resource.CONFIGMAPS, record_name(name)):
+                if await self._api.find(Resource.CONFIGMAPS, record_name(name)) is not None:
                     # Between a restart's old Job and its new one.
                     raise ConflictError(f"a restart of job {name} is under way")
                 return
@@ -142,19 +142,6 @@ class KubernetesBackend:
             except NotFoundError:
                 continue  # changed or gone meanwhile: look again
         raise BackendUnavailableError(f"job {name} kept changing while it was deleted; try again")
-
-    async def _job(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._api.get(Resource.JOBS, name)
-        except NotFoundError:
-            return None
-
-    async def _exists(self, resource: Resource, name: str) -> bool:
-        try:
-            await self._api.get(resource, name)
-        except NotFoundError:
-            return False
-        return True
 
     async def delete_batch(self, name: str) -> None:
         try:

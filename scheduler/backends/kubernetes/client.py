@@ -274,6 +274,13 @@ class KubeApi:
     async def get(self, resource: Resource, name: str) -> dict[str, Any]:
         return await self._call("GET", f"{self._paths[resource]}/{name}")
 
+    async def find(self, resource: Resource, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none (a GET's 404)."""
+        try:
+            return await self.get(resource, name)
+        except NotFoundError:
+            return None
+
     async def patch(
         self,
         resource: Resource,

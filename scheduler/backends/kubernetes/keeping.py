@@ -27,11 +27,11 @@ from scheduler.backends.kubernetes.client import KubeApi, Resource
 from scheduler.backends.kubernetes.manifests import (
     CONTAINER_NAME_FALLBACK,
     LABEL_PENDING,
-    POD_JOB_NAME_LABEL,
     job_owner,
-    label_selector,
+    job_pods_selector,
 )
 from scheduler.backends.kubernetes.records import pod_record
+from scheduler.backends.kubernetes.recovering import list_all
 from scheduler.clock import utcnow
 from scheduler.errors import (
     BackendUnavailableError,
@@ -52,8 +52,6 @@ WRITE_ATTEMPTS = 5
 # A log's tail is read this many lines at first, then more while that is less than is kept.
 FIRST_TAIL_LINES = 4096
 MAX_TAIL_LINES = 1 << 22
-# A job has a pod or a few (its attempts at once, and those still terminating).
-POD_PAGE_SIZE = 500
 
 
 @dataclass(slots=True)
@@ -204,7 +202,7 @@ class AttemptKeeper:
         early = not gone and (pod.deleting or stopped_at is not None)
         reading = asyncio.ensure_future(self._tail_if_there(pod.name)) if early else None
         try:
-            job = await self._job(job_name)
+            job = await self._api.find(Resource.JOBS, job_name)
             if job is None or (job["metadata"].get("labels") or {}).get(LABEL_PENDING) == "true":
                 return  # deleted, or nobody's job yet
             if pod.name in attempts.previous_on(job):
@@ -274,7 +272,7 @@ class AttemptKeeper:
                 await self._api.patch(Resource.JOBS, name, patch)
                 return
             except ConflictError:
-                found = await self._job(name)
+                found = await self._api.find(Resource.JOBS, name)
                 if found is None or found["metadata"].get("uid") != job["metadata"].get("uid"):
                     return  # deleted or replaced meanwhile: nothing to keep it on
                 job = found
@@ -338,26 +336,14 @@ class AttemptKeeper:
             # As many lines as asked for, and fewer bytes than are kept: ask for more.
             lines = min(lines * 8, MAX_TAIL_LINES)
 
-    async def _job(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._api.get(Resource.JOBS, name)
-        except NotFoundError:
-            return None
-
-    async def _pods(self, job: str) -> AsyncIterator[dict[str, Any]]:
-        selector = f"{label_selector(self._identity)},{POD_JOB_NAME_LABEL}={job}"
-        page = await self._api.list(Resource.PODS, selector, limit=POD_PAGE_SIZE)
-        for pod in page.get("items") or ():
-            yield pod
+    def _pods(self, job: str) -> AsyncIterator[dict[str, Any]]:
+        return list_all(self._api, Resource.PODS, job_pods_selector(self._identity, job))
 
     # -- reading what is kept ----------------------------------------------------------------
 
     async def _kept(self, job: str, pod: str) -> KeptLog | None:
-        try:
-            record = await self._api.get(Resource.CONFIGMAPS, attempts.record_name(job))
-        except NotFoundError:
-            return None
-        return attempts.read_kept(record, pod)
+        record = await self._api.find(Resource.CONFIGMAPS, attempts.record_name(job))
+        return attempts.read_kept(record, pod) if record is not None else None
 
     async def open_kept_log(
         self, job: str, pod: str, *, tail: int | None, timestamps: bool, gone: NotFoundError

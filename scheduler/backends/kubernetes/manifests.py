@@ -86,6 +86,11 @@ def payload_secret_name(job_name: str) -> str:
     return f"{job_name}-payload"
 
 
+def job_pods_selector(identity: Identity, job_name: str) -> str:
+    """The pods of one of this scheduler's jobs."""
+    return f"{label_selector(identity)},{POD_JOB_NAME_LABEL}={job_name}"
+
+
 def anchor_name(job_name: str) -> str:
     return f"{job_name}{ANCHOR_SUFFIX}"
 

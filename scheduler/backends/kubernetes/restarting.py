@@ -52,15 +52,15 @@ from scheduler.backends.kubernetes.manifests import (
     LABEL_BATCH_NAME,
     LABEL_PENDING,
     LABEL_RESTART,
-    POD_JOB_NAME_LABEL,
     RUNNING_PODS,
     anchor_name,
     identity_labels,
     job_owner,
-    label_selector,
+    job_pods_selector,
     payload_secret_name,
 )
 from scheduler.backends.kubernetes.records import attempt_summary, job_record, pod_record
+from scheduler.backends.kubernetes.recovering import list_all
 from scheduler.errors import (
     BackendUnavailableError,
     BadRequestError,
@@ -81,7 +81,6 @@ MAX_GONE_POLL_SECONDS = 1.0
 # The mark and the start are conditional on the Job not having changed (a delete or a stop may
 # come in between); each is tried this many times while the Job controller changes its status.
 START_ATTEMPTS = 5
-LIST_PAGE_SIZE = 500
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 # What the API server adds to a Job's pod template and selector; the replacement gets its own.
 _GENERATED_LABELS = (
@@ -253,17 +252,17 @@ class Restarter:
         self._clock = clock
 
     async def restart(self, name: str, uid: str, now: datetime) -> JobRecord:
-        old = _restartable(name, uid, await self._job(name))
+        old = _restartable(name, uid, await self._api.find(Resource.JOBS, name))
         if not _has_ended(old):
             raise BadRequestError(f"cannot restart the job {name}: it has not ended")
         pods = [pod async for pod in self._pods(name)]
         # Their logs and results are kept before their pods are deleted (step 6).
         await self._keeper.keep_all(name, pods)
         try:
-            old = _restartable(name, uid, await self._job(name))
+            old = _restartable(name, uid, await self._api.find(Resource.JOBS, name))
         except NotFoundError:
             # Gone meanwhile: deleted, or taken by another restart (its record says so).
-            if await self._exists(record_name(name)):
+            if await self._api.find(Resource.CONFIGMAPS, record_name(name)) is not None:
                 raise ConflictError(f"a restart of job {name} is already under way") from None
             raise
         record = job_record(old)
@@ -331,7 +330,7 @@ class Restarter:
         NotFoundError or ConflictError (the record dropped) when the job was deleted or
         restarted before this restart took hold of it."""
         name = restart.name
-        current = await self._job(name)
+        current = await self._api.find(Resource.JOBS, name)
         if not restart.marked:
             current = await self._mark(restart, current)
         if current is not None and current["metadata"].get("uid") == restart.replaces:
@@ -384,7 +383,8 @@ class Restarter:
                 )
                 break
             except (ConflictError, NotFoundError):
-                current = await self._job(name)  # changed or gone meanwhile: look again
+                # Changed or gone meanwhile: look again.
+                current = await self._api.find(Resource.JOBS, name)
         else:
             raise BackendUnavailableError(
                 f"job {name} kept changing while it was restarted; the restart is finished in "
@@ -399,36 +399,15 @@ class Restarter:
             ) from None
         return current
 
-    async def _exists(self, configmap: str) -> bool:
-        try:
-            await self._api.get(Resource.CONFIGMAPS, configmap)
-        except NotFoundError:
-            return False
-        return True
-
-    async def _job(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._api.get(Resource.JOBS, name)
-        except NotFoundError:
-            return None
-
-    async def _pods(self, name: str) -> AsyncIterator[dict[str, Any]]:
-        selector = f"{label_selector(self._identity)},{POD_JOB_NAME_LABEL}={name}"
-        token: str | None = None
-        while True:
-            page = await self._api.list(Resource.PODS, selector, limit=LIST_PAGE_SIZE, token=token)
-            for pod in page.get("items") or ():
-                yield pod
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return
+    def _pods(self, name: str) -> AsyncIterator[dict[str, Any]]:
+        return list_all(self._api, Resource.PODS, job_pods_selector(self._identity, name))
 
     async def _gone(self, restart: Restart, deadline: datetime | None) -> dict[str, Any] | None:
         """The Job of that name once the old one is gone (None when there is none); the old one
         still, when it is not gone by `deadline` (at once without one)."""
         delay = GONE_POLL_SECONDS
         while True:
-            current = await self._job(restart.name)
+            current = await self._api.find(Resource.JOBS, restart.name)
             if current is None or current["metadata"].get("uid") != restart.replaces:
                 return current
             if deadline is None:
@@ -446,7 +425,7 @@ class Restarter:
             return await self._api.create(Resource.JOBS, restart.job)
         except ConflictError:
             # Made meanwhile by the recovery sweep or another replica.
-            current = await self._job(restart.name)
+            current = await self._api.find(Resource.JOBS, restart.name)
             if current is None:
                 raise BackendUnavailableError(
                     f"the replacement Job of job {restart.name} came and went; the restart is "
@@ -480,7 +459,7 @@ class Restarter:
             try:
                 return await self._api.patch(Resource.JOBS, name, patch)
             except ConflictError:
-                current = await self._job(name)
+                current = await self._api.find(Resource.JOBS, name)
                 if current is None:
                     raise NotFoundError(f"job {name} not found") from None
                 job = current

@@ -94,7 +94,7 @@ class Starting:
         patch: Callable[[str], dict[str, Any]],
     ) -> JobRecord | None:
         for _ in range(PATCH_ATTEMPTS):
-            job = await self._job(name)
+            job = await self._api.find(Resource.JOBS, name)
             if job is None or not applies(job):
                 return None
             try:
@@ -107,9 +107,3 @@ class Starting:
                 return None
             return job_record(changed)
         raise BackendUnavailableError(f"job {name} kept changing; it is tried again")
-
-    async def _job(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._api.get(Resource.JOBS, name)
-        except NotFoundError:
-            return None
