@@ -227,6 +227,15 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
+def attempt_started(pod: PodRecord) -> bool:
+    """Its container has run (a pod that never ran is no attempt to measure or keep)."""
+    return pod.container.started_at is not None or pod.container.state in ("running", "terminated")
+
+
+def attempt_ended(pod: PodRecord) -> bool:
+    return pod.container.state == "terminated" or pod.phase in ("Succeeded", "Failed")
+
+
 def attempt_order(pod: PodRecord) -> tuple[datetime, datetime, str]:
     """Where an attempt comes among its job's: by creation, which Kubernetes times to the second
     only, so of two created in the same second the one that ended first (one pod runs at a time,

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from scheduler.backends.base import Backend, JobRecord, PodRecord
+from scheduler.backends.base import Backend, JobRecord, PodRecord, attempt_ended
 from scheduler.domain.batch_status import DONE_JOB_STATUSES
 from scheduler.domain.batches import BatchService
 from scheduler.domain.status import current_attempts
@@ -53,7 +53,9 @@ class Results:
         latest = self._latest(name)
         if status.status != JobStatusEnum.STOPPED:
             waited = 0.0
-            while latest is not None and not _ended(latest) and waited < POD_END_WAIT_SECONDS:
+            while (
+                latest is not None and not attempt_ended(latest) and waited < POD_END_WAIT_SECONDS
+            ):
                 await asyncio.sleep(_POD_END_POLL_SECONDS)
                 waited += _POD_END_POLL_SECONDS
                 latest = self._latest(name)
@@ -68,7 +70,3 @@ class Results:
     def _latest(self, name: str) -> PodRecord | None:
         record = self._view.job(name)
         return latest_attempt(record, self._view.pods(name)) if record is not None else None
-
-
-def _ended(pod: PodRecord) -> bool:
-    return pod.container.state == "terminated" or pod.phase in ("Succeeded", "Failed")

@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from scheduler.backends.base import Backend, JobRecord, PodRecord, Usage, UsageReport
+from scheduler.backends.base import (
+    Backend,
+    JobRecord,
+    PodRecord,
+    Usage,
+    UsageReport,
+    attempt_started,
+)
 from scheduler.clock import utcnow
 from scheduler.domain.batches import BatchService
 from scheduler.domain.status import current_attempts
@@ -80,11 +87,6 @@ def figures(
     return merged
 
 
-def _started(pod: PodRecord) -> bool:
-    state = pod.container
-    return state.started_at is not None or state.state in ("running", "terminated")
-
-
 def _running(pod: PodRecord) -> bool:
     return pod.container.state == "running"
 
@@ -125,7 +127,7 @@ def attempt_usage(
 
 
 def unavailable_reason(pod: PodRecord, report: UsageReport) -> str:
-    if not _started(pod):
+    if not attempt_started(pod):
         return NOT_STARTED
     if report.unavailable is not None:
         return report.unavailable

@@ -25,6 +25,8 @@ from scheduler.backends.base import (
     Kept,
     PodRecord,
     Usage,
+    attempt_ended,
+    attempt_started,
 )
 from scheduler.backends.kubernetes.manifests import (
     ANNOTATION_ATTEMPT_PREFIX,
@@ -70,14 +72,6 @@ def annotation_key(pod: str) -> str:
 # -- the status, on the Job ----------------------------------------------------------------------
 
 
-def ended(pod: PodRecord) -> bool:
-    return pod.container.state == "terminated" or pod.phase in ("Succeeded", "Failed")
-
-
-def started(pod: PodRecord) -> bool:
-    return pod.container.started_at is not None or pod.container.state in ("running", "terminated")
-
-
 def kept_summary(
     pod: PodRecord,
     kept: Kept,
@@ -95,11 +89,11 @@ def kept_summary(
     (as of `now`, unless a later sight of its pod says how it ended)."""
     state = pod.container
     was_stopped = known is not None and known.container.reason == STOPPED
-    if not ended(pod) and known is not None:
+    if not attempt_ended(pod) and known is not None:
         state = known.container  # nothing newer than what is kept
     if state.state != "terminated" and stopped_at is None:
         state = _ended_as(DELETED, DELETED_MESSAGE, state, finished_at=now)
-    elif stopped_at is not None and not ended(pod) and started(pod):
+    elif stopped_at is not None and not attempt_ended(pod) and attempt_started(pod):
         state = _ended_as(STOPPED, STOPPED_MESSAGE, state, finished_at=stopped_at)
     elif was_stopped and state.reason != STOPPED:
         ending = state.finished_at

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scheduler.backends.base import Identity, JobRecord, Kept, OpenLog, PodRecord, Usage
+from scheduler.backends.base import (
+    Identity,
+    JobRecord,
+    Kept,
+    OpenLog,
+    PodRecord,
+    Usage,
+    attempt_ended,
+    attempt_started,
+)
 from scheduler.backends.kubernetes import attempts
 from scheduler.backends.kubernetes.attempts import KeptLog
 from scheduler.backends.kubernetes.client import KubeApi, Resource
@@ -125,7 +134,7 @@ class AttemptKeeper:
         )
 
     def pod_seen(self, pod: PodRecord, *, deleted: bool) -> None:
-        if not self.enabled or not pod.job_name or not attempts.started(pod):
+        if not self.enabled or not pod.job_name or not attempt_started(pod):
             return  # a pod that never ran is no attempt to keep
         job = self._jobs.get(pod.job_name)
         if job is not None and pod.name in job.previous:
@@ -134,7 +143,7 @@ class AttemptKeeper:
         if kept == "final":
             return
         # A pod's last state (that of its deletion too) may say how it ended, if nothing did.
-        if attempts.ended(pod) or (kept is None and (deleted or pod.deleting)):
+        if attempt_ended(pod) or (kept is None and (deleted or pod.deleting)):
             self._due[pod.name] = _Due(pod.job_name, pod, gone=deleted)
             self._wake.set()
 
@@ -195,7 +204,7 @@ class AttemptKeeper:
     ) -> None:
         """Keep `pod`'s attempt of `job_name` as well as can be now: its log (unless `gone`),
         its result and its status. `stopped_at`: a stop ends it now."""
-        if not attempts.started(pod):
+        if not attempt_started(pod):
             return  # never ran: no attempt to keep
         # A pod being deleted may be gone in a moment, its log with it: its log is read at once,
         # alongside the Job. Any other is read once the Job says it is not kept yet.
@@ -220,7 +229,7 @@ class AttemptKeeper:
         finally:
             if reading is not None:
                 reading.cancel()
-        final = attempts.ended(pod) and log_text is not None
+        final = attempt_ended(pod) and log_text is not None
         kept: Kept = "final" if final else "partial" if log_text is not None else "status"
         if log_text is not None or pod.result is not None:
             uid = job["metadata"]["uid"]
