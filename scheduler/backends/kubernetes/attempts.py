@@ -94,7 +94,14 @@ def kept_summary(
     if state.state != "terminated" and stopped_at is None:
         state = _ended_as(DELETED, DELETED_MESSAGE, state, finished_at=now)
     elif stopped_at is not None and not attempt_ended(pod) and attempt_started(pod):
-        state = _ended_as(STOPPED, STOPPED_MESSAGE, state, finished_at=stopped_at)
+        if state.state != "terminated":
+            state = _ended_as(STOPPED, STOPPED_MESSAGE, state, finished_at=stopped_at)
+        elif state.finished_at is None or state.finished_at >= stopped_at:
+            # Its end, kept meanwhile (another keeper saw it), was the stop's: its exit stays.
+            ending = state.finished_at
+            state = _ended_as(
+                STOPPED, STOPPED_MESSAGE, state, finished_at=ending, exit_code=state.exit_code
+            )
     elif was_stopped and state.reason != STOPPED:
         ending = state.finished_at
         state = _ended_as(

@@ -293,6 +293,22 @@ def test_a_stopped_attempt_s_own_end_keeps_it_stopped_and_adds_its_exit_code() -
     assert (kept["reason"], kept["exitCode"], kept["kept"]) == (STOPPED, 143, "final")
 
 
+def test_a_stop_kept_after_its_attempt_s_end_was_kept_keeps_the_exit_code() -> None:
+    # Another keeper saw the pod end (SIGTERM) before the stop's own keep, from a pod read
+    # while it still ran, got to write.
+    killed = dataclasses.replace(
+        RUNNING,
+        phase="Failed",
+        container=ContainerState(
+            "terminated", reason="Error", exit_code=143, started_at=at(2), finished_at=at(11)
+        ),
+    )
+    ended = known(summary(killed, "final"))
+    kept = summary(RUNNING, "partial", known=ended, stopped_at=at(10))
+    assert (kept["reason"], kept["exitCode"], kept["kept"]) == (STOPPED, 143, "final")
+    assert kept["finishedAt"] == "2024-05-01T12:00:11Z"
+
+
 def test_an_attempt_whose_end_was_never_seen_is_kept_deleted() -> None:
     kept = summary(RUNNING, "status", now=at(30))
     assert (kept["state"], kept["reason"]) == ("terminated", DELETED)
