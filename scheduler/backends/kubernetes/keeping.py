@@ -125,6 +125,8 @@ class AttemptKeeper:
         self._jobs_listed.set()
 
     def job_seen(self, record: JobRecord, *, deleted: bool) -> None:
+        if not self.enabled:
+            return  # nothing is kept: nothing to know of what is
         if deleted:
             self._jobs.pop(record.name, None)
             return
