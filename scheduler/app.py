@@ -41,6 +41,7 @@ from scheduler.domain.idempotency import Idempotency
 from scheduler.domain.jobs import JobService
 from scheduler.domain.logs import LogReader
 from scheduler.domain.notifying import Notifier
+from scheduler.domain.payloads import PayloadRules
 from scheduler.domain.pruning import MIN_PRUNE_INTERVAL_SECONDS, Pruner
 from scheduler.domain.restarting import Restarter
 from scheduler.domain.results import Results
@@ -190,8 +191,8 @@ def create_app(
     backend: Backend | None = None,
     prune_interval_seconds: float = MIN_PRUNE_INTERVAL_SECONDS,
 ) -> web.Application:
-    # The whole body's limit (a batch of many payloads); each payload's own 1 MiB limit is
-    # checked after parsing, with a 413 that names it.
+    # The whole body's limit (a batch of many payloads, or one of the largest); each payload's
+    # own limit is checked after parsing, with a 413 that names it.
     app = web.Application(
         # The checks run inside the error middleware, which turns their refusals into `Status`:
         # a foreign `Host` first (403 whoever asks), then the token, then the cross-site guard.
@@ -208,9 +209,13 @@ def create_app(
     app[VIEW] = view
     app[HEALTH] = Health()
     app[METRICS] = metrics
-    app[SERVICE] = JobService(settings.definition, backend, view)
+    definition = settings.definition
+    payloads = PayloadRules(definition.name, definition.payload_path, settings.max_payload_bytes)
+    app[SERVICE] = JobService(definition, backend, view, payloads=payloads)
     notifier = Notifier(view, lambda name: app[BATCHES].find(name))
-    app[BATCHES] = BatchService(settings.definition, backend, view, creating=notifier.holding)
+    app[BATCHES] = BatchService(
+        definition, backend, view, payloads=payloads, creating=notifier.holding
+    )
     app[LOGS] = LogReader(backend, view, app[BATCHES])
     app[RESULTS] = Results(view, app[BATCHES], backend)
     app[RESTARTS] = Restarter(backend, view, app[BATCHES])

@@ -16,12 +16,19 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, SecretStr,
 from pydantic.fields import FieldInfo
 
 from scheduler.errors import ConfigError
+from scheduler.models import DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES_LIMIT
 from scheduler.radixconfig import JobDefinition, load_radixconfig, resolve_job
 
 SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # A batch carries up to 500 payloads of 1 MiB each.
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# A body holding one payload of the largest size: the payload JSON-escaped (a quote or a
+# backslash takes two bytes) and the rest of the request.
+_BODY_PER_PAYLOAD_BYTE = 2
+_BODY_BESIDE_PAYLOAD_BYTES = 1024 * 1024
+# What one Secret holds: a larger payload takes several, and an init container.
+ONE_SECRET_BYTES = 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
 DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
 # What each job's record keeps on Kubernetes: the tail of each attempt's log, and the most it
@@ -91,6 +98,13 @@ class GivenSettings(BaseModel, frozen=True, extra="forbid", validate_by_name=Tru
     max_request_bytes: Annotated[int, Field(ge=1024 * 1024)] = _setting(
         "--max-request-bytes", "SCHEDULER_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES
     )
+    # The largest payload of one job, in bytes of UTF-8; above one Secret's 1 MiB, Kubernetes
+    # jobs get theirs in several Secrets, put together by an init container of `image`.
+    max_payload_bytes: Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BYTES_LIMIT)] = _setting(
+        "--max-payload-bytes", "SCHEDULER_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES
+    )
+    # The scheduler's own image (the chart sets it): what assembles a payload above 1 MiB.
+    image: str | None = _setting("--image", "SCHEDULER_IMAGE", None)
     # How long a create may take before a restarted scheduler (or another replica) removes what
     # a crashed one left half-made.
     create_grace_seconds: Seconds = _setting(
@@ -190,6 +204,7 @@ class Settings(GivenSettings):
     # The local backend's database, payloads and logs (None on Kubernetes); its parallelism.
     state_dir: Path | None
     max_parallel: int
+
 
 
 def _names(alias: object) -> tuple[str, str | None]:
@@ -370,6 +385,20 @@ def describe_listening(settings: Settings) -> str:
     return f"listening on {host}:{settings.port} ({who})"
 
 
+def _max_request_bytes(raw: RawSettings) -> int:
+    """The operator's body limit, which must hold the largest payload; by default a batch's,
+    or one job's with the largest payload JSON-escaped, whichever is larger."""
+    if "max_request_bytes" not in raw.model_fields_set:
+        largest_payload = _BODY_PER_PAYLOAD_BYTE * raw.max_payload_bytes
+        return max(DEFAULT_MAX_REQUEST_BYTES, largest_payload + _BODY_BESIDE_PAYLOAD_BYTES)
+    if raw.max_request_bytes <= raw.max_payload_bytes:
+        raise ConfigError(
+            f"setting SCHEDULER_MAX_REQUEST_BYTES: {raw.max_request_bytes} cannot carry a payload "
+            f"of SCHEDULER_MAX_PAYLOAD_BYTES ({raw.max_payload_bytes}): make it larger"
+        )
+    return raw.max_request_bytes
+
+
 def load_settings(
     argv: Sequence[str],
     environ: Mapping[str, str],
@@ -384,11 +413,18 @@ def load_settings(
     if raw.app and raw.app != definition.app:
         definition = definition.model_copy(update={"app": raw.app})
     backend, reason, kubeconfig = _choose_backend(raw, environ)
+    max_request_bytes = _max_request_bytes(raw)
+    if backend == "kubernetes" and raw.max_payload_bytes > ONE_SECRET_BYTES and raw.image is None:
+        raise ConfigError(
+            "setting SCHEDULER_MAX_PAYLOAD_BYTES: payloads above 1 MiB need SCHEDULER_IMAGE, "
+            "the scheduler's own image, which puts them together in each job's pod"
+        )
     state_dir = raw.state_dir or default_state_dir(
         environ, app=definition.app, environment=definition.environment, job=definition.name
     )
     return Settings(
-        **raw.model_dump(include=set(GivenSettings.model_fields)),
+        **raw.model_dump(include=set(GivenSettings.model_fields) - {"max_request_bytes"}),
+        max_request_bytes=max_request_bytes,
         definition=definition,
         namespace=raw.namespace
         or _pod_namespace(namespace_file)

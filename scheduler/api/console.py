@@ -13,7 +13,6 @@ from scheduler.api import docs
 from scheduler.api.bodies import json_response
 from scheduler.api.keys import SETTINGS
 from scheduler.models.info import SchedulerInfo
-from scheduler.models.jobs import MAX_PAYLOAD_BYTES
 
 CONSOLE_DIR = Path(__file__).parent.parent / "console"
 # Only our own files run, nothing is framed, and no form may post anywhere: the console talks to
@@ -61,7 +60,7 @@ async def get_info(request: web.Request) -> web.Response:
         environment=definition.environment,
         backend=settings.backend,
         version=__version__,
-        max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_payload_bytes=settings.max_payload_bytes,
     )
     return json_response(info)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scheduler.api import (
+    asked,
     batches,
     console,
     control,
@@ -37,6 +38,7 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/jobs/{{jobName}}/result", control.get_job_result),
             web.post(f"{API}/jobs/{{jobName}}/restart", control.restart_job),
             web.get(f"{API}/jobs/{{jobName}}/usage", usage.get_job_usage),
+            web.get(f"{API}/jobs/{{jobName}}/request", asked.get_job_request),
             web.post(f"{API}/batches", batches.create_batch),
             web.post(f"{API}/batches/", batches.create_batch),
             web.get(f"{API}/batches", batches.get_batches),

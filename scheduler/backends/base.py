@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 
 class Kind(Enum):
@@ -86,6 +86,60 @@ class JobRequest:
     start_after: datetime | None = None
     # Failed when it has not started this long after it could (`waitingTimeoutSeconds`).
     waiting_timeout_seconds: int | None = None
+
+
+# Variables every job gets from the scheduler (its name, the app, environment and component),
+# whatever its request says: no part of what was asked of it.
+SCHEDULER_VARIABLES: Final = frozenset(
+    {"RADIX_JOB_NAME", "RADIX_APP", "RADIX_ENVIRONMENT", "RADIX_COMPONENT"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What was asked of a job, as its backend keeps it: its request's options, merged with the
+    configuration, with the names of its variables (never their values) and whether it was given
+    a payload (never the payload). A None option is one the backend does not know."""
+
+    image: str
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+    variable_names: tuple[str, ...]  # sorted
+    has_payload: bool
+    node: NodeSpec | None = None
+    runtime: RuntimeSpec | None = None
+    time_limit_seconds: int | None = None
+    backoff_limit: int | None = None
+    start_after: datetime | None = None
+    waiting_timeout_seconds: int | None = None
+    schedule: str | None = None
+    batch_name: str | None = None
+    job_id: str | None = None
+
+
+def asked_of(request: JobRequest, *, has_payload: bool) -> Asked:
+    """What `request` asks, told apart from its values. `has_payload`: whether the job was given
+    a payload file (the request as stored may not hold the payload itself)."""
+    return Asked(
+        image=request.image,
+        command=request.command,
+        args=request.args,
+        requests=dict(request.requests),
+        limits=dict(request.limits),
+        variable_names=tuple(sorted(request.env.keys() - SCHEDULER_VARIABLES)),
+        has_payload=has_payload,
+        node=request.node,
+        runtime=request.runtime,
+        time_limit_seconds=request.time_limit_seconds,
+        backoff_limit=request.backoff_limit,
+        start_after=request.start_after,
+        waiting_timeout_seconds=request.waiting_timeout_seconds,
+        schedule=request.schedule,
+        batch_name=request.batch_name,
+        job_id=request.job_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +446,11 @@ class Backend(Protocol):
     async def job_usage(self, job: str) -> UsageReport:
         """What the job asked for, and the figures so far of its attempts under watch (those
         that ended are in their records' `PodRecord.usage`)."""
+        ...
+
+    async def asked(self, job: str) -> Asked:
+        """What was asked of the job, as the backend keeps it with the job (so also after a
+        scheduler restart). NotFoundError when it is gone."""
         ...
 
     async def close(self) -> None: ...

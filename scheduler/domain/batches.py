@@ -16,7 +16,8 @@ from scheduler.domain.defaults import (
     layered,
     merge_defaults,
 )
-from scheduler.domain.jobs import build_request, check_payload
+from scheduler.domain.jobs import build_request
+from scheduler.domain.payloads import PayloadRules
 from scheduler.domain.stopping import Stopper, is_stoppable
 from scheduler.domain.view import JobView
 from scheduler.errors import (
@@ -46,10 +47,12 @@ class BatchService:
         backend: Backend,
         view: JobView,
         *,
+        payloads: PayloadRules | None = None,
         name_factory: Callable[[str], str] = new_batch_name,
         creating: Callable[[str], AbstractContextManager[None]] = lambda name: nullcontext(),
     ) -> None:
         self.definition = definition
+        self.payloads = payloads or PayloadRules(definition.name, definition.payload_path)
         self._creating = creating
         self._backend = backend
         self._view = view
@@ -72,8 +75,10 @@ class BatchService:
                 "MiB). Send fewer jobs per batch or fewer default variables, or put variables "
                 "every job needs in the radixconfig"
             )
-        for index, job in enumerate(description.job_schedule_descriptions):
-            check_payload(self.definition, job.payload, f"jobScheduleDescriptions[{index}].payload")
+        self.payloads.check(
+            (f"jobScheduleDescriptions[{index}].payload", job.payload)
+            for index, job in enumerate(jobs)
+        )
 
     async def _request(self, description: BatchScheduleDescription, name: str) -> BatchRequest:
         jobs = description.job_schedule_descriptions

@@ -8,16 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, NodeSpec, RuntimeSpec
+from scheduler.domain.payloads import PayloadRules
 from scheduler.domain.stopping import Stopper
 from scheduler.domain.view import JobView
-from scheduler.errors import (
-    ConflictError,
-    InvalidError,
-    NotFoundError,
-    PayloadTooLargeError,
-)
+from scheduler.errors import ConflictError, InvalidError, NotFoundError
 from scheduler.models import (
-    MAX_PAYLOAD_BYTES,
     JobScheduleDescription,
     JobStatus,
     RadixJobComponentConfig,
@@ -124,22 +119,6 @@ def build_request(
     )
 
 
-def check_payload(definition: JobDefinition, payload: str | None, where: str = "payload") -> None:
-    """`where` names the field in errors (`jobScheduleDescriptions[3].payload` in a batch)."""
-    if not payload:
-        return
-    size = len(payload.encode("utf-8"))
-    if size > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLargeError(
-            f"{where} is too large: {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes (1 MiB)"
-        )
-    if definition.payload_path is None:
-        raise InvalidError(
-            f"{where}: job {definition.name} has no payload.path in the radixconfig, "
-            "so it cannot take a payload"
-        )
-
-
 class JobService:
     def __init__(
         self,
@@ -147,9 +126,11 @@ class JobService:
         backend: Backend,
         view: JobView,
         *,
+        payloads: PayloadRules | None = None,
         name_factory: Callable[[str], str] = new_job_name,
     ) -> None:
         self.definition = definition
+        self.payloads = payloads or PayloadRules(definition.name, definition.payload_path)
         self._backend = backend
         self._view = view
         self._new_name = name_factory
@@ -163,7 +144,7 @@ class JobService:
     ) -> JobStatus:
         """With a fixed `name` (a schedule's run, an Idempotency-Key's claim) a job of that name
         that exists already is a ConflictError: no other name is drawn."""
-        check_payload(self.definition, description.payload)
+        self.payloads.check([("payload", description.payload)])
         attempts = 1 if name is not None else _NAME_ATTEMPTS
         for attempt in range(1, attempts + 1):
             job_name = name or self._new_name(self.definition.name)

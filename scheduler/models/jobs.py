@@ -25,7 +25,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from scheduler.models.wire import Int32, Int64, Time, Timestamps, Wire
 
-MAX_PAYLOAD_BYTES = 1024 * 1024
+_MIB = 1024 * 1024
+# A payload's limit: Radix's, that of one Secret, unless the operator sets another up to 64 MiB.
+DEFAULT_MAX_PAYLOAD_BYTES = _MIB
+MAX_PAYLOAD_BYTES_LIMIT = 64 * _MIB
 # activeDeadlineSeconds is an int64; past it the API server cannot even read the Job.
 MAX_TIME_LIMIT_SECONDS = 2**63 - 1
 
@@ -241,15 +244,16 @@ class JobScheduleDescription(RadixJobComponentConfig):
     job_id: str | None = Field(
         default=None, alias="jobId", description="JobId Optional ID of a job", examples=["job1"]
     )
-    # maxLength: 1 MiB of UTF-8 is at most that many characters (413 past it; fewer when some take
-    # more than a byte, which the description says).
-    payload: Annotated[str, Field(json_schema_extra={"maxLength": MAX_PAYLOAD_BYTES})] | None = (
-        Field(
-            default=None,
-            description="Payload holding json data to be mapped to component. "
-            "At most 1 MiB (1,048,576 bytes of UTF-8).",
-            examples=["{'data':'value'}"],
-        )
+    # maxLength: the largest limit a scheduler may be given, 64 MiB of UTF-8, is at most that many
+    # characters (413 past the scheduler's own limit, which GET /info says).
+    payload: (
+        Annotated[str, Field(json_schema_extra={"maxLength": MAX_PAYLOAD_BYTES_LIMIT})] | None
+    ) = Field(
+        default=None,
+        description="Payload holding json data to be mapped to component. "
+        "At most 1 MiB (1,048,576 bytes of UTF-8) unless the scheduler is set to take "
+        "more, up to 64 MiB: GET /api/v1/info says its maxPayloadBytes.",
+        examples=["{'data':'value'}"],
     )
     start_after: SkipJsonSchema[StartAfter | None] = Field(default=None, alias="startAfter")
     waiting_timeout_seconds: SkipJsonSchema[WaitingTimeout | None] = Field(

@@ -4,6 +4,7 @@ Services; a stop a suspended Job that keeps its record."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.backends.base import (
+    Asked,
     BatchRequest,
     Identity,
     JobRecord,
@@ -23,19 +25,21 @@ from scheduler.backends.base import (
     WatchEvent,
 )
 from scheduler.backends.kubernetes import logs
+from scheduler.backends.kubernetes.asked import asked_of_job, job_container
 from scheduler.backends.kubernetes.client import KubeApi, Resource, error_for
 from scheduler.backends.kubernetes.creating import Creator
 from scheduler.backends.kubernetes.keeping import AttemptKeeper
 from scheduler.backends.kubernetes.keys import KubernetesKeys
-from scheduler.backends.kubernetes.manifests import (
-    CONTAINER_NAME_FALLBACK,
-    label_selector,
-    stop_patch,
-)
+from scheduler.backends.kubernetes.manifests import identity_labels, label_selector, stop_patch
 from scheduler.backends.kubernetes.metrics import UsageSampler
 from scheduler.backends.kubernetes.records import job_record, pod_record
 from scheduler.backends.kubernetes.recovering import LIST_PAGE_SIZE, sweep
-from scheduler.backends.kubernetes.restarting import Restarter, is_being_replaced, record_name
+from scheduler.backends.kubernetes.restarting import (
+    Restart,
+    Restarter,
+    is_being_replaced,
+    record_name,
+)
 from scheduler.backends.kubernetes.starting import Starting
 from scheduler.clock import utcnow
 from scheduler.errors import BackendError, BackendUnavailableError, ConflictError, NotFoundError
@@ -181,10 +185,7 @@ class KubernetesBackend:
             spec = (await self._api.get(Resource.JOBS, job))["spec"]["template"]["spec"]
         except NotFoundError:
             spec = {}  # deleted meanwhile: its attempts' records are all there is
-        containers = spec.get("containers") or [{}]
-        ours = self.identity.component or CONTAINER_NAME_FALLBACK
-        container = next((c for c in containers if c.get("name") == ours), containers[0])
-        resources = container.get("resources") or {}
+        resources = job_container(spec, self.identity.component).get("resources") or {}
         return UsageReport(
             requests={k: str(v) for k, v in (resources.get("requests") or {}).items()},
             limits={k: str(v) for k, v in (resources.get("limits") or {}).items()},
@@ -192,6 +193,19 @@ class KubernetesBackend:
             source=self._usage.source,
             unavailable=self._usage.unavailable,
         )
+
+    async def asked(self, job: str) -> Asked:
+        # Read off the Job when asked, not kept in the view: it would cost every job memory.
+        found = await self._api.find(Resource.JOBS, job)
+        if found is None:
+            # Between a restart's old Job and its new one, the restart's record holds the new.
+            restart = await self._api.find(Resource.CONFIGMAPS, record_name(job))
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                found = Restart.of_record(restart).job if restart is not None else None
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        if found is None or identity_labels(self.identity).items() - labels.items():
+            raise NotFoundError(f"job {job} not found")
+        return asked_of_job(found, self.identity.component)
 
     async def restart_job(self, name: str, uid: str, now: datetime) -> JobRecord:
         return await self._restarter.restart(name, uid, now)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from scheduler.backends.base import (
     WAITING_TIMEOUT,
+    Asked,
     BatchRequest,
     Identity,
     JobRecord,
@@ -25,6 +26,7 @@ from scheduler.backends.base import (
     Record,
     UsageReport,
     WatchEvent,
+    asked_of,
 )
 from scheduler.backends.local import launching, logs, orphans, restarting, runner
 from scheduler.backends.local.changes import Listing
@@ -249,6 +251,11 @@ class LocalBackend:
             "while it runs",
             unavailable=self._usage.unavailable,
         )
+
+    async def asked(self, job: str) -> Asked:
+        # The request is stored with the job as it was merged; its payload in a file beside it.
+        stored = await self._get(job)
+        return asked_of(stored.request, has_payload=stored.payload_file is not None)
 
     # -- helpers -------------------------------------------------------------------------------
 
