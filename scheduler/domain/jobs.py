@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from scheduler.backends.base import Backend, ExitCodeRule, JobRequest, NodeSpec, RuntimeSpec
+from scheduler.backends.base import (
+    Asked,
+    Backend,
+    ExitCodeRule,
+    JobRequest,
+    NodeSpec,
+    RuntimeSpec,
+)
 from scheduler.domain.payloads import PayloadRules
 from scheduler.domain.stopping import Stopper
 from scheduler.domain.view import JobView
@@ -19,6 +26,8 @@ from scheduler.models import (
     Status,
     success,
 )
+from scheduler.models.asked import AskedResources, JobAsked
+from scheduler.models.jobs import Node, Runtime
 from scheduler.names import new_job_name
 from scheduler.radixconfig import JobDefinition, replace_image_tag
 
@@ -175,6 +184,12 @@ class JobService:
             raise NotFoundError(f"job {name} not found")
         return found
 
+    async def asked(self, name: str) -> JobAsked:
+        """What was asked of a job (single or of a batch, by its full name), as its backend keeps
+        it with the job: never its variables' values or its payload."""
+        self._view.require_status(name)  # this scheduler's jobs only, not a namesake's
+        return _asked_model(await self._backend.asked(name))
+
     async def stop(self, name: str) -> Status:
         await self._stopper.stop(self._view.require_status(name))
         return success(f"job {name} was successfully stopped")
@@ -207,3 +222,36 @@ class JobService:
     async def prune(self, name: str) -> None:
         """Delete a finished job for the history limit; NotFoundError if it is already gone."""
         await self.delete(name)
+
+
+def _asked_model(asked: Asked) -> JobAsked:
+    node, runtime = asked.node, asked.runtime
+    return JobAsked(
+        image=asked.image,
+        # An empty list clears the configured one, as no list does: the image's own runs.
+        command=list(asked.command) if asked.command else None,
+        args=list(asked.args) if asked.args else None,
+        resources=AskedResources(requests=dict(asked.requests), limits=dict(asked.limits)),
+        # As kept with the job, not checked again as a request would be.
+        node=None if node is None else Node.model_construct(gpu=node.gpu, gpu_count=node.gpu_count),
+        runtime=None
+        if runtime is None
+        else Runtime.model_construct(
+            architecture=runtime.architecture, node_type=runtime.node_type
+        ),
+        time_limit_seconds=asked.time_limit_seconds,
+        backoff_limit=asked.backoff_limit,
+        start_after=None if asked.start_after is None else _whole_second_up(asked.start_after),
+        waiting_timeout_seconds=asked.waiting_timeout_seconds,
+        schedule=asked.schedule,
+        variable_names=list(asked.variable_names),
+        has_payload=asked.has_payload,
+        batch_name=asked.batch_name,
+        job_id=asked.job_id,
+    )
+
+
+def _whole_second_up(moment: datetime) -> datetime:
+    """To the second, rounded up as the job's start is (times go out in whole seconds)."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)

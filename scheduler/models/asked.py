@@ -46,8 +46,8 @@ class JobAsked(Timestamps):
     start_after: Time | None = Field(
         default=None,
         alias="startAfter",
-        description="Not started before this time (null when none was asked, or on Kubernetes "
-        "when it had passed at the job's creation)",
+        description="Not started before this time; null when none was asked or, on Kubernetes, "
+        "when it had passed when the job was created or restarted",
         examples=["2026-12-07T03:00:00Z"],
     )
     waiting_timeout_seconds: Int32 | None = Field(

@@ -57,9 +57,8 @@ def asked_of_job(job: dict[str, Any], component: str) -> Asked:
                 - SCHEDULER_VARIABLES
             )
         ),
-        has_payload=any(
-            v.get("name") == PAYLOAD_VOLUME and "secret" in v for v in pod_spec.get("volumes") or ()
-        ),
+        # Its payload Secret's volume, or the volume its payload in parts is put together in.
+        has_payload=any(v.get("name") == PAYLOAD_VOLUME for v in pod_spec.get("volumes") or ()),
         node=node,
         runtime=runtime,
         time_limit_seconds=_integer(spec.get("activeDeadlineSeconds")),
