@@ -1,6 +1,7 @@
 // The console's entry: the header (what this scheduler serves, the stream's state) and the
 // hash routes: #/ (list), #/jobs/<name>, #/batches/<name>, #/batches/<b>/jobs/<j>, #/new,
-// #/new-batch.
+// #/new-batch, #/timeline?<window>.
+import { activityView } from "./activity.js";
 import * as api from "./api.js";
 import { batchView, jobView } from "./detail.js";
 import { fill, h } from "./dom.js";
@@ -26,6 +27,7 @@ const ROUTES = [
     [jobView(main, { kind: "batchJob", batch, name }), `Job ${name}`]],
   [/^#\/new$/, () => [jobForm(main, info), "Start a job"]],
   [/^#\/new-batch$/, () => [batchForm(main), "Start a batch"]],
+  [/^#\/timeline(?:\?(.*))?$/, ([, query]) => [activityView(main, query), "Timeline"]],
 ];
 
 function route() {
@@ -39,7 +41,8 @@ function route() {
     leave = cleanup ?? null;
     document.title = `${title} · ${info?.job ?? "job scheduler"}`;
     for (const link of document.querySelectorAll("nav a")) {
-      if (link.getAttribute("href") === (hash || "#/")) link.setAttribute("aria-current", "page");
+      const here = (hash || "#/").split("?")[0];
+      if (link.getAttribute("href") === here) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
     // After a navigation, the page's heading gets the focus, so keyboard and screen reader

@@ -2,11 +2,13 @@
 // (its details and jobs). Both follow the live state; nothing here polls.
 import * as api from "./api.js";
 import { actionBar } from "./actions.js";
+import { askedPanel, storyPanel } from "./asked.js";
 import { authorizedFetch } from "./auth.js";
 import {
   ENDED, badge, bytes, details, duration, fill, h, keepingFocus, time,
 } from "./dom.js";
 import { findJob, put, state, subscribe } from "./store.js";
+import { patterns } from "./svg.js";
 
 // The most log text kept on the page; older text goes first.
 const LOG_LIMIT_CHARS = 2_000_000;
@@ -239,6 +241,9 @@ export function jobView(main, target) {
   const log = logPanel(target, refresh);
   const result = resultPanel(target);
   const usage = usagePanel(target);
+  const asked = askedPanel(target);
+  const story = storyPanel(asked);
+  asked.whenAsked(() => render());
   const summary = h("div");
   const attempts = h("section", { "aria-labelledby": "attempts-heading" });
   let shown = false;
@@ -255,7 +260,8 @@ export function jobView(main, target) {
     }
     if (!shown) {
       shown = true;
-      fill(page.body, summary, attempts, usage.panel, result.panel, log.panel);
+      fill(page.body, patterns(), summary, asked.panel, story.panel, attempts, usage.panel,
+        result.panel, log.panel);
     }
     fill(page.status, badge(job.status));
     page.actions.update(job);
@@ -274,6 +280,7 @@ export function jobView(main, target) {
         ["Message", job.status !== "Failed" && job.message],
       ])));
     fill(attempts, h("h3", { id: "attempts-heading" }, "Attempts"), attemptsTable(job));
+    story.update(job);
     result.update(job);
     usage.update(job);
     log.update(job);

@@ -29,7 +29,8 @@ export function bounds(period, now) {
 export const ms = (iso) => (iso ? Date.parse(iso) : null);
 
 /** Every job of the live state with where it is shown: single jobs, and each batch with its
- *  jobs. `groups` are newest first (by creation); a batch's jobs in the API's order. */
+ *  jobs. `groups` are newest first (by creation), as the list; a batch's jobs in the API's
+ *  order. */
 export function groupsOf(state) {
   const groups = [];
   for (const job of state.jobs.values()) {
@@ -41,7 +42,8 @@ export function groupsOf(state) {
       jobs: (batch.jobStatuses ?? []).map((job) => entry(job, batch)),
     });
   }
-  return groups.sort((a, b) => b.created.localeCompare(a.created));
+  // Times have whole seconds only: within one, the API's order (oldest first) reversed.
+  return groups.reverse().sort((a, b) => b.created.localeCompare(a.created));
 }
 
 function entry(job, batch) {

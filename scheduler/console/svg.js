@@ -10,13 +10,22 @@ export function esc(value) {
     ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-/** An SVG element from markup (its own contents drawn as a string). */
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element from markup (its own contents drawn as a string, every text in it `esc`d).
+ * Parsed as XML by a parser of its own, not through innerHTML: markup never becomes HTML, and a
+ * mistake in it is a parse error shown as such, not a guess. */
 export function svg(attrs, inner) {
-  const el = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  const parsed = new DOMParser().parseFromString(
+    `<svg xmlns="${SVG_NS}">${inner}</svg>`, "image/svg+xml");
+  const root = parsed.documentElement;
+  if (root.namespaceURI !== SVG_NS || root.getElementsByTagName("parsererror").length) {
+    throw new Error(`a picture's markup did not parse: ${root.textContent.slice(0, 200)}`);
+  }
+  const el = document.importNode(root, true);
   for (const [key, value] of Object.entries(attrs)) {
     if (value !== null && value !== undefined) el.setAttribute(key, String(value));
   }
-  el.innerHTML = inner;
   return el;
 }
 
@@ -62,13 +71,14 @@ export function ticks(start, end, stepMs) {
   return out;
 }
 
-/** A duration in words: 450 ms, 12 s, 3 min 05 s, 2 h 10 min. */
+/** A duration in words: 0 s, 12 s, 3 min 05 s, 5 min, 2 h 10 min, 1 d. */
 export function span(ms) {
-  if (ms < SECOND_MS) return `${Math.round(ms)} ms`;
   const s = Math.round(ms / SECOND_MS);
   if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${pad(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
+  if (s < 3600) return s % 60 ? `${Math.floor(s / 60)} min ${pad(s % 60)} s` : `${s / 60} min`;
+  if (s >= 86400 && s % 86400 === 0) return `${s / 86400} d`;
+  const minutes = Math.floor((s % 3600) / 60);
+  return minutes ? `${Math.floor(s / 3600)} h ${pad(minutes)} min` : `${Math.floor(s / 3600)} h`;
 }
 
 /** The outcomes a bar or a stack may show, in stacking order, with their words. */
@@ -98,7 +108,8 @@ export function patterns() {
     `${inner}</pattern>`;
   return svg({ class: "svg-defs", width: 0, height: 0, "aria-hidden": "true", focusable: "false" },
     `<defs>${stripe("succeeded", "")}` +
-    stripe("failed", `<rect class="mark" width="2.2" height="6"/>`, ` patternTransform="rotate(45)"`) +
+    stripe("failed", `<rect class="mark" width="2.2" height="6"/>`,
+      ` patternTransform="rotate(45)"`) +
     stripe("stopped", `<circle class="mark" cx="3" cy="3" r="1.3"/>`) +
     stripe("running", `<rect class="mark" width="6" height="1.6"/>`) +
     stripe("waiting", `<path class="mark-line" d="M0 6L6 0M0 0L6 6"/>`) +
