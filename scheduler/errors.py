@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class SchedulerError(Exception):
     """Base of every error the API turns into a `Status` body."""
 
     http_status = 500
     reason = "InternalError"
+    # Each thing wrong, as structured data (the Status's `details.causes`); most errors have none.
+    causes: Sequence[Mapping[str, Any]] = ()
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -19,6 +24,10 @@ class InvalidError(SchedulerError):
 
     http_status = 422
     reason = "Invalid"
+
+    def __init__(self, message: str, causes: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.causes = causes
 
 
 class BadRequestError(SchedulerError):

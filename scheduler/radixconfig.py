@@ -24,6 +24,7 @@ from scheduler.backends.base import NodeSpec, PortSpec, RuntimeSpec
 from scheduler.cron import parse_cron, parse_time_zone
 from scheduler.errors import ConfigError
 from scheduler.models.jobs import WaitingTimeout
+from scheduler.payload_schema import PayloadSchema, load_payload_schema
 
 DEFAULT_TIME_LIMIT_SECONDS = 43200
 DEFAULT_BACKOFF_LIMIT = 0
@@ -65,6 +66,9 @@ class Resources(_Lenient):
 
 class Payload(_Lenient):
     path: Annotated[str, Field(min_length=1, pattern=r"^/")]
+    # Ours: a JSON Schema (draft 2020-12) every payload must satisfy, inline or a file's path
+    # relative to the radixconfig (scheduler.payload_schema).
+    declared_schema: dict[str, Any] | str | None = Field(default=None, alias="schema")
 
 
 class Notifications(_Lenient):
@@ -225,7 +229,7 @@ class JobDefinition(BaseModel):
     """One job as it runs in one environment: the radixconfig's values with that environment's
     `environmentConfig` applied. This is what the scheduler serves."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     app: str
     environment: str
@@ -248,6 +252,7 @@ class JobDefinition(BaseModel):
     runtime: RuntimeSpec | None = None
     batch_status_rules: tuple[BatchStatusRule, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    payload_schema: PayloadSchema | None = None
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -329,6 +334,7 @@ def resolve_job(
     env_resources = env.resources or Resources()
     command = env.command if env.command is not None else job.command
     args = env.args if env.args is not None else job.args
+    payload_schema = _payload_schema(job, where, Path(source).parent)
     return JobDefinition(
         app=application.metadata.name,
         environment=environment,
@@ -354,13 +360,24 @@ def resolve_job(
         batch_status_rules=tuple(
             env.batch_status_rules if env.batch_status_rules is not None else job.batch_status_rules
         ),
-        schedules=_schedules(job, env, where),
+        schedules=_schedules(job, env, where, payload_schema),
+        payload_schema=payload_schema,
     )
 
 
-def _schedules(job: RadixJob, env: EnvironmentConfig, where: str) -> tuple[Schedule, ...]:
+def _payload_schema(job: RadixJob, where: str, base: Path) -> PayloadSchema | None:
+    if job.payload is None or job.payload.declared_schema is None:
+        return None
+    return load_payload_schema(
+        job.payload.declared_schema, base=base, where=f"{where}.payload.schema"
+    )
+
+
+def _schedules(
+    job: RadixJob, env: EnvironmentConfig, where: str, payload_schema: PayloadSchema | None
+) -> tuple[Schedule, ...]:
     """The environment's list, when it has one, replaces the job's; a payload needs the job's
-    payload.path, as a POST's does."""
+    payload.path, and satisfies its payload.schema, as a POST's does."""
     schedules, field = job.schedules, f"{where}.schedules"
     if env.schedules is not None:
         index = next(i for i, e in enumerate(job.environment_config) if e is env)
@@ -371,7 +388,20 @@ def _schedules(job: RadixJob, env: EnvironmentConfig, where: str) -> tuple[Sched
                 f"{field}[{index}].payload: job {job.name} has no payload.path, "
                 "so it cannot take a payload"
             )
+        if payload_schema is not None:
+            _check_schedule_payload(payload_schema, schedule, f"{field}[{index}].payload")
     return tuple(schedules)
+
+
+def _check_schedule_payload(schema: PayloadSchema, schedule: Schedule, field: str) -> None:
+    problems = list(schema.violations(schedule.payload))
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(
+            f"{field}: does not satisfy payload.schema: "
+            f"{first.pointer or '(the payload)'}: {first.rule!r}: {first.message}{more}"
+        )
 
 
 def _webhook(job: Notifications | None, env: Notifications | None) -> str | None:

@@ -16,7 +16,7 @@ PATHS: dict[str, Any] = {
             "tags": [TAG],
             "summary": "Gets what this scheduler serves",
             "description": "The job, app and environment this scheduler serves, its backend and "
-            "version, and the payload limit.",
+            "version, the payload limit, and the payload schema, when the job has one.",
             "operationId": "getInfo",
             "responses": {
                 "200": {

@@ -61,6 +61,7 @@ async def get_info(request: web.Request) -> web.Response:
         backend=settings.backend,
         version=__version__,
         max_payload_bytes=settings.max_payload_bytes,
+        payload_schema=definition.payload_schema.document if definition.payload_schema else None,
     )
     return json_response(info)
 

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -36,8 +37,10 @@ _CALLERS_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_PARSE_ERROR_CHARS = 200
 
 
-def status_response(message: str, reason: str, code: int) -> web.Response:
-    body = failure(message, reason, code).model_dump_json(by_alias=True)
+def status_response(
+    message: str, reason: str, code: int, causes: Sequence[Mapping[str, Any]] = ()
+) -> web.Response:
+    body = failure(message, reason, code, causes).model_dump_json(by_alias=True)
     return web.Response(status=code, text=body, content_type=JSON)
 
 
@@ -99,7 +102,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         except SchedulerError as exc:
             if isinstance(exc, BackendUnavailableError | BackendError):
                 metrics.api_server_errors.labels("request").inc()
-            response = status_response(exc.message, exc.reason, exc.http_status)
+            response = status_response(exc.message, exc.reason, exc.http_status, exc.causes)
             if isinstance(exc, BusyError):
                 response.headers["Retry-After"] = str(exc.retry_after_seconds)
         except web.HTTPException as exc:

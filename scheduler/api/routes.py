@@ -14,6 +14,7 @@ from scheduler.api import (
     health,
     jobs,
     logs,
+    payload_schema,
     schedules,
     usage,
 )
@@ -63,6 +64,8 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/events", events.stream_events),
             web.get(f"{API}/schedules", schedules.get_schedules),
             web.get(f"{API}/info", console.get_info),
+            web.get(f"{API}/payload-schema", payload_schema.get_payload_schema),
+            web.post(f"{API}/payload-schema/check", payload_schema.check_payload),
             web.get("/", console.console_redirect),
             web.get("/console", console.console_redirect),
             web.get("/console/", console.console_index),

@@ -4,11 +4,13 @@ import { authorizedFetch } from "./auth.js";
 
 const BASE = "../api/v1";
 
-/** An API error, with the message as the API words it (its `Status.message`). */
+/** An API error, with the message as the API words it (its `Status.message`), and each thing
+ *  wrong when the API names them (`details.causes`: field, pointer, rule, value, message). */
 export class ApiError extends Error {
-  constructor(code, message) {
+  constructor(code, message, causes = []) {
     super(message);
     this.code = code;
+    this.causes = causes;
   }
 }
 
@@ -16,7 +18,10 @@ async function failure(response) {
   const text = await response.text();
   try {
     const status = JSON.parse(text);
-    if (typeof status?.message === "string") return new ApiError(response.status, status.message);
+    if (typeof status?.message === "string") {
+      const causes = Array.isArray(status.details?.causes) ? status.details.causes : [];
+      return new ApiError(response.status, status.message, causes);
+    }
   } catch {
     // not a Status body: say what HTTP said
   }
@@ -71,6 +76,20 @@ export const createBatch = (json) => call("POST", "/batches", json);
 export const stop = async (target) => call("POST", `${pathOf(target)}/stop`);
 export const restart = async (target) => call("POST", `${pathOf(target)}/restart`);
 export const remove = async (target) => call("DELETE", pathOf(target));
+/** The job's payload schema, or null when it has none. */
+export async function payloadSchema() {
+  try {
+    return await call("GET", "/payload-schema");
+  } catch (failure) {
+    if (failure.code === 404) return null;
+    throw failure;
+  }
+}
+/** A payload checked as a create would check it (size, then schema); nothing is created. */
+export const checkPayload = (payload) => call("POST", "/payload-schema/check", { payload });
+/** What a job was asked to be (its options, the names of its variables; never their values nor
+ *  the payload): a batch's job too, by its full name. */
+export const request = async (target) => call("GET", `/jobs/${segment(target.name)}/request`);
 
 /** The event stream's response (read it with stream.js), or an ApiError. */
 export async function events(signal) {

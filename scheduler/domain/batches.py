@@ -52,7 +52,7 @@ class BatchService:
         creating: Callable[[str], AbstractContextManager[None]] = lambda name: nullcontext(),
     ) -> None:
         self.definition = definition
-        self.payloads = payloads or PayloadRules(definition.name, definition.payload_path)
+        self.payloads = payloads or PayloadRules.of(definition)
         self._creating = creating
         self._backend = backend
         self._view = view

@@ -139,7 +139,7 @@ class JobService:
         name_factory: Callable[[str], str] = new_job_name,
     ) -> None:
         self.definition = definition
-        self.payloads = payloads or PayloadRules(definition.name, definition.payload_path)
+        self.payloads = payloads or PayloadRules.of(definition)
         self._backend = backend
         self._view = view
         self._new_name = name_factory

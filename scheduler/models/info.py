@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from scheduler.models.wire import Int64, Wire
 
@@ -24,3 +24,13 @@ class SchedulerInfo(Wire):
     max_payload_bytes: Int64 = Field(
         alias="maxPayloadBytes", description="The largest payload of one job, in bytes of UTF-8"
     )
+    payload_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="payloadSchema",
+        description="The JSON Schema (draft 2020-12) every payload of the job must satisfy "
+        "(radixconfig payload.schema); absent when the job has none",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}

@@ -238,9 +238,18 @@ def test_a_request_body_declares_start_after_and_waiting_timeout_beside_radix_fi
     assert OUR_FIELDS in definition["description"], "its prose points to them"
 
 
-def test_only_request_bodies_declare_fields_of_ours() -> None:
+def test_only_request_bodies_and_status_declare_fields_of_ours() -> None:
     declaring = {name for name, d in OURS["definitions"].items() if OUR_FIELDS in d}
-    assert declaring == {"JobScheduleDescription", "BatchScheduleDescription"}
+    assert declaring == {"JobScheduleDescription", "BatchScheduleDescription", "Status"}
+
+
+def test_status_declares_the_causes_of_a_payload_schema_422_beside_radix_fields() -> None:
+    definition = OURS["definitions"]["Status"]
+    details = definition[OUR_FIELDS]["details"]
+    cause = details["properties"]["causes"]["items"]["properties"]
+    assert set(cause) == {"field", "pointer", "rule", "value", "message"}
+    assert "details" not in definition["properties"], "a generated client would see it"
+    assert OUR_FIELDS in definition["description"], "its prose points to it"
 
 
 # Our `wait` on Radix's GETs (scheduler.api.waits): told beside their parameters, not among them.
