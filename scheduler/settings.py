@@ -27,6 +27,7 @@ DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # backslash takes two bytes) and the rest of the request.
 _BODY_PER_PAYLOAD_BYTE = 2
 _BODY_BESIDE_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_BODY_BUDGET_BYTES = 48 * 1024 * 1024
 # What one Secret holds: a larger payload takes several, and an init container.
 ONE_SECRET_BYTES = 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
@@ -102,6 +103,11 @@ class GivenSettings(BaseModel, frozen=True, extra="forbid", validate_by_name=Tru
     # jobs get theirs in several Secrets, put together by an init container of `image`.
     max_payload_bytes: Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BYTES_LIMIT)] = _setting(
         "--max-payload-bytes", "SCHEDULER_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES
+    )
+    # The request bodies above 256 KiB held at once (with their payloads, about three times as
+    # much memory); a larger one waits until it is alone.
+    body_budget_bytes: Annotated[int, Field(ge=1024 * 1024)] = _setting(
+        "--body-budget-bytes", "SCHEDULER_BODY_BUDGET_BYTES", DEFAULT_BODY_BUDGET_BYTES
     )
     # The scheduler's own image (the chart sets it): what assembles a payload above 1 MiB.
     image: str | None = _setting("--image", "SCHEDULER_IMAGE", None)
@@ -204,7 +210,6 @@ class Settings(GivenSettings):
     # The local backend's database, payloads and logs (None on Kubernetes); its parallelism.
     state_dir: Path | None
     max_parallel: int
-
 
 
 def _names(alias: object) -> tuple[str, str | None]:

@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 
 from scheduler.api.bodies import JSON, create_response, json_response, parse_body
 from scheduler.api.keys import BATCHES, IDEMPOTENCY, WAITING
+from scheduler.api.memory import read_body
 from scheduler.api.waits import after_waiting
 from scheduler.domain.batches import EMPTY_BATCH
 from scheduler.errors import InvalidError
@@ -17,7 +18,7 @@ _BATCH_LIST = TypeAdapter(list[BatchStatus])
 
 async def create_batch(request: web.Request) -> web.Response:
     description = parse_body(
-        await request.read(), BatchScheduleDescription, "BatchScheduleDescription"
+        await read_body(request), BatchScheduleDescription, "BatchScheduleDescription"
     )
     if description is None:
         raise InvalidError(EMPTY_BATCH)

@@ -6,11 +6,12 @@ from aiohttp import web
 
 from scheduler.api.bodies import JSON, create_response, json_response, parse_body
 from scheduler.api.keys import IDEMPOTENCY, SERVICE, WAITING
+from scheduler.api.memory import read_body
 from scheduler.api.waits import after_waiting
 from scheduler.models import JobScheduleDescription
 
 
-def parse_description(raw: bytes) -> JobScheduleDescription:
+def parse_description(raw: bytes | bytearray) -> JobScheduleDescription:
     """An empty body (or JSON null) is an empty description, as in Radix."""
     return parse_body(raw, JobScheduleDescription, "payload") or JobScheduleDescription()
 
@@ -18,7 +19,7 @@ def parse_description(raw: bytes) -> JobScheduleDescription:
 async def create_job(request: web.Request) -> web.Response:
     return await create_response(
         request,
-        parse_description(await request.read()),
+        parse_description(await read_body(request)),
         create=request.app[SERVICE].create,
         create_with_key=request.app[IDEMPOTENCY].create_job,
     )
