@@ -1,15 +1,17 @@
 """The one fake node: binds Pods to itself and runs them through Pending, Running and a
 terminal phase, writing status as a kubelet does; finishes graceful deletions.
 
-A container's behaviour comes from its command (see script.py). Pods already bound to another
+A container's behaviour comes from its command (see script.py); one whose command starts with
+`python` runs for real (see processes.py). Init containers run first, in order; one that fails
+fails the pod (restartPolicy Never) or runs again after a back-off. Pods already bound to another
 node are left alone, so tests can seed frozen Pods with `spec.nodeName`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from . import podstatus
+from . import podstatus, processes, volumes
 from .clock import Clock
 from .errors import ApiError, bad_request
 from .events import EventRecorder
@@ -26,7 +28,7 @@ from .kinds import POD, SECRET
 from .managedfields import KUBELET, SCHEDULER
 from .options import DeleteOptions
 from .registry import Registry
-from .script import Cat, Echo, Write, container_script
+from .script import Cat, Echo, Sha256, Size, Step, Write, container_script
 from .storage import Event, Record
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class Kubelet:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by pod uid: running or stopping
         self._stopping: set[str] = set()
         self._logs: dict[str, list[tuple[str, str]]] = {}  # (time, line) by pod uid
+        # The same of init containers, by pod uid and container name.
+        self._init_logs: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self._dirs = volumes.PodDirs()
         self._secret_added = asyncio.Event()
         self._next_ip = 0
         self._unsubscribe: Callable[[], None] | None = None
@@ -78,6 +83,7 @@ class Kubelet:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._dirs.remove_all()
 
     def logs(
         self,
@@ -86,14 +92,29 @@ class Kubelet:
         timestamps: bool = False,
         since: str | None = None,
     ) -> str:
-        """The container's log; with `timestamps` each line after its RFC3339Nano time; with
-        `since` (RFC 3339) only the lines timed then or later, as the kubelet's `sinceTime`."""
-        lines = self._logs.get(pod.uid)
+        """The container's log (the one container when none is named: init containers do not
+        count); with `timestamps` each line after its RFC3339Nano time; with `since` (RFC 3339)
+        only the lines timed then or later, as the kubelet's `sinceTime`."""
+        spec, status = pod.obj["spec"], pod.obj.get("status", {})
+        names = [c.get("name") for c in spec.get("containers") or []]
+        inits = [c.get("name") for c in spec.get("initContainers") or []]
+        name = container or (names[0] if names else "")
+        if container is None and len(names) > 1:
+            raise bad_request(
+                f"a container name must be specified for pod {pod.name}, choose one of: "
+                f"[{' '.join(map(str, names))}]"
+            )
+        if name not in names and name not in inits:
+            raise bad_request(f"container {name} is not valid for pod {pod.name}")
+        if name in inits:
+            lines = self._init_logs.get(pod.uid, {}).get(name)
+            statuses = status.get("initContainerStatuses") or []
+        else:
+            lines = self._logs.get(pod.uid)
+            statuses = status.get("containerStatuses") or []
         if lines is None:
-            names = [c.get("name") for c in pod.obj["spec"].get("containers") or []]
-            name = container or (names[0] if names else "")
-            statuses = pod.obj.get("status", {}).get("containerStatuses") or [{}]
-            reason = statuses[0].get("state", {}).get("waiting", {}).get("reason", "Pending")
+            current = next((s for s in statuses if s.get("name") == name), {})
+            reason = current.get("state", {}).get("waiting", {}).get("reason", "Pending")
             raise bad_request(
                 f'container "{name}" in pod "{pod.name}" is waiting to start: {reason}'
             )
@@ -120,6 +141,8 @@ class Kubelet:
         if event.type == "DELETED":
             self._cancel(uid)
             self._logs.pop(uid, None)
+            self._init_logs.pop(uid, None)
+            self._dirs.remove(uid)
             self._stopping.discard(uid)
             return
         if record.obj["spec"].get("nodeName") not in (None, "", podstatus.NODE_NAME):
@@ -197,15 +220,47 @@ class Kubelet:
         )
         pod = self._write(namespace, name, uid, podstatus.scheduled)
         await self._wait_for_secret_volumes(pod)
+        for index, init in enumerate(pod.obj["spec"].get("initContainers") or []):
+            await self._pull(pod, str(init.get("image", "")), init=index)
+            if not await self._run_init(pod, index):
+                return  # it failed, and the pod with it
         container = pod.obj["spec"]["containers"][0]
-        image = str(container.get("image", ""))
-        self._event(pod, "Pulling", f'Pulling image "{image}"')
-        if MISSING_IMAGE_MARKER in image:
-            await self._fail_image_pull(pod, image)
-        await self.clock.sleep_real(self.pending_seconds)
-        self._event(pod, "Pulled", f'Successfully pulled image "{image}"')
+        await self._pull(pod, str(container.get("image", "")))
         await self._wait_for_env_secrets(pod)
         await self._run_containers(namespace, name, uid)
+
+    async def _pull(self, pod: Record, image: str, init: int | None = None) -> None:
+        """Pull the image of the container, or of init container `init`."""
+        self._event(pod, "Pulling", f'Pulling image "{image}"')
+        if MISSING_IMAGE_MARKER in image:
+            await self._fail_image_pull(pod, image, init)
+        await self.clock.sleep_real(self.pending_seconds)
+        self._event(pod, "Pulled", f'Successfully pulled image "{image}"')
+
+    async def _run_init(self, pod: Record, index: int) -> bool:
+        """Run init container `index` until it succeeds: True; False when it failed and the pod
+        with it (restartPolicy Never)."""
+        namespace, name, uid = pod.namespace, pod.name, pod.uid
+        restarts = 0
+        while True:
+            pod = self._write(
+                namespace, name, uid, lambda st, sp: podstatus.init_running(st, sp, index, uid)
+            )
+            spec = pod.obj["spec"]
+            container = spec["initContainers"][index]
+            self._event(pod, "Created", f"Created container: {container['name']}")
+            self._event(pod, "Started", f"Started container {container['name']}")
+            lines = self._init_logs.setdefault(uid, {}).setdefault(container["name"], [])
+            code, message = await self._run(pod, container, lines)
+            terminated = partial(
+                podstatus.init_terminated, index=index, exit_code=code, message=message
+            )
+            if code == 0 or spec.get("restartPolicy", "Always") == "Never":
+                self._write(namespace, name, uid, terminated)
+                return code == 0
+            back_off = min(RESTART_BACK_OFF_SECONDS * 2**restarts, MAX_RESTART_BACK_OFF_SECONDS)
+            restarts += 1
+            await self.clock.sleep(back_off)
 
     async def _run_containers(self, namespace: str, name: str, uid: str) -> None:
         pod_ip = self._allocate_ip()
@@ -219,22 +274,7 @@ class Kubelet:
             self._event(pod, "Created", f"Created container: {container['name']}")
             self._event(pod, "Started", f"Started container {container['name']}")
             lines = self._logs.setdefault(uid, [])
-            script = container_script(container)
-            termination_log = container.get("terminationMessagePath") or TERMINATION_LOG
-            message = ""
-            for step in script.steps:
-                if isinstance(step, Echo):
-                    lines.append((_rfc3339_nano(), _HOSTNAME.sub(name, step.text)))
-                elif isinstance(step, Cat):
-                    text = self._output(pod, step)
-                    lines.extend((_rfc3339_nano(), line) for line in text.splitlines())
-                elif isinstance(step, Write):
-                    if step.path == termination_log:
-                        text = self._output(pod, step.output)
-                        message = message + text if step.append else text
-                else:
-                    await self.clock.sleep(step.seconds)
-            code = script.exit_code
+            code, message = await self._run(pod, container, lines)
             policy = spec.get("restartPolicy", "Always")
             if policy == "Always" or (policy == "OnFailure" and code != 0):
                 back_off = min(RESTART_BACK_OFF_SECONDS * 2**restarts, MAX_RESTART_BACK_OFF_SECONDS)
@@ -252,10 +292,44 @@ class Kubelet:
                 )
                 await self.clock.sleep(back_off)
                 continue
-            kept = message.encode()[-MAX_TERMINATION_MESSAGE_BYTES:].decode("utf-8", "replace")
-            terminated = partial(podstatus.terminated, exit_code=code, message=kept)
+            terminated = partial(podstatus.terminated, exit_code=code, message=message)
             self._write(namespace, name, uid, terminated)
             return
+
+    async def _run(
+        self, pod: Record, container: JSON, lines: list[tuple[str, str]]
+    ) -> tuple[int, str]:
+        """Run one container to its end, its log lines into `lines`: its exit code and its
+        termination message."""
+        if processes.runs_for_real(container):
+            spec = pod.obj["spec"]
+            pod_dir = self._dirs.of(pod.uid)
+            mounts = volumes.materialize(
+                spec, container, lambda secret: self._secret_obj(pod, secret), pod_dir
+            )
+            outcome = await processes.run(container, mounts, pod_dir)
+            lines.extend((_rfc3339_nano(), line) for line in outcome.output.splitlines())
+            return outcome.exit_code, self._kept_message(outcome.message)
+        script = container_script(container)
+        termination_log = container.get("terminationMessagePath") or TERMINATION_LOG
+        message = ""
+        for step in script.steps:
+            if isinstance(step, Echo):
+                lines.append((_rfc3339_nano(), _HOSTNAME.sub(pod.name, step.text)))
+            elif isinstance(step, Cat | Sha256 | Size):
+                text = self._output(pod, container, step)
+                lines.extend((_rfc3339_nano(), line) for line in text.splitlines())
+            elif isinstance(step, Write):
+                if step.path == termination_log:
+                    text = self._output(pod, container, step.output)
+                    message = message + text if step.append else text
+            else:
+                await self.clock.sleep(step.seconds)
+        return script.exit_code, self._kept_message(message)
+
+    @staticmethod
+    def _kept_message(message: str) -> str:
+        return message.encode()[-MAX_TERMINATION_MESSAGE_BYTES:].decode("utf-8", "replace")
 
     async def _schedule(self, namespace: str, name: str, uid: str) -> None:
         """A pod that asks for more than the node has is never bound: it stays Pending, its
@@ -279,40 +353,36 @@ class Kubelet:
         )
         await asyncio.Event().wait()  # no node ever frees up: it waits until it is deleted
 
-    async def _fail_image_pull(self, pod: Record, image: str) -> None:
+    async def _fail_image_pull(self, pod: Record, image: str, init: int | None) -> None:
         namespace, name, uid = pod.namespace, pod.name, pod.uid
         message = (
             f"rpc error: code = NotFound desc = failed to pull and unpack image "
             f'"{image}": not found'
         )
-        pod = self._write(
-            namespace, name, uid, lambda st, sp: podstatus.waiting(st, sp, "ErrImagePull", message)
-        )
+
+        def waiting(reason: str, message: str) -> Callable[[JSON, JSON], None]:
+            if init is None:
+                return partial(podstatus.waiting, reason=reason, message=message)
+            return partial(podstatus.init_waiting, index=init, reason=reason, message=message)
+
+        pod = self._write(namespace, name, uid, waiting("ErrImagePull", message))
         self._event(pod, "Failed", f'Failed to pull image "{image}": {message}', warning=True)
         await self.clock.sleep_real(self.pending_seconds)
         # Since Kubernetes 1.32 the back-off names the last pull's error (kubernetes#127918).
         back_off = f'Back-off pulling image "{image}": ErrImagePull: {message}'
-        pod = self._write(
-            namespace,
-            name,
-            uid,
-            lambda st, sp: podstatus.waiting(st, sp, "ImagePullBackOff", back_off),
-        )
+        pod = self._write(namespace, name, uid, waiting("ImagePullBackOff", back_off))
         self._event(pod, "BackOff", f'Back-off pulling image "{image}"', warning=True)
         await asyncio.Event().wait()  # pulls keep failing until the pod is deleted
 
     async def _wait_for_secret_volumes(self, pod: Record) -> None:
-        """Stay in ContainerCreating while a mounted Secret is missing (kubelet's FailedMount)."""
+        """Stay in ContainerCreating while a mounted Secret is missing (kubelet's FailedMount),
+        also one of a projected volume."""
         warned = False
         while True:
             added = self._secret_added
-            missing = [
-                (volume["name"], volume["secret"]["secretName"])
-                for volume in pod.obj["spec"].get("volumes") or []
-                if isinstance(volume.get("secret"), dict)
-                and not volume["secret"].get("optional")
-                and self.store.get(SECRET, pod.namespace, volume["secret"]["secretName"]) is None
-            ]
+            missing = volumes.missing_secrets(
+                pod.obj["spec"], lambda secret: self._secret_obj(pod, secret)
+            )
             if not missing:
                 return
             if not warned:
@@ -360,32 +430,31 @@ class Kubelet:
     def _secret(self, pod: Record, name: str) -> Record | None:
         return self.store.get(SECRET, pod.namespace, name)
 
-    def _output(self, pod: Record, step: Echo | Cat) -> str:
-        """What `echo` or `cat` prints (`cat` of a file in a mounted Secret; else an error)."""
+    def _secret_obj(self, pod: Record, name: str) -> JSON | None:
+        secret = self._secret(pod, name)
+        return None if secret is None else secret.obj
+
+    def _output(self, pod: Record, container: JSON, step: Step) -> str:
+        """What `echo`, `cat`, `sha256sum` or `wc -c` prints (of a file of a mounted volume;
+        else busybox's error)."""
         if isinstance(step, Echo):
             return _HOSTNAME.sub(pod.name, step.text) + ("\n" if step.newline else "")
-        text = self._mounted_file(pod, step.path)
-        return (
-            f"cat: can't open '{step.path}': No such file or directory\n" if text is None else text
+        assert isinstance(step, Cat | Sha256 | Size), step
+        content = volumes.read_file(
+            pod.obj["spec"],
+            container,
+            step.path,
+            lambda secret: self._secret_obj(pod, secret),
+            self._dirs.existing(pod.uid),
         )
-
-    def _mounted_file(self, pod: Record, path: str) -> str | None:
-        spec = pod.obj["spec"]
-        volumes = {volume.get("name"): volume for volume in spec.get("volumes") or []}
-        for mount in spec["containers"][0].get("volumeMounts") or []:
-            prefix = str(mount.get("mountPath", "")).rstrip("/") + "/"
-            source = (volumes.get(mount.get("name")) or {}).get("secret")
-            if not path.startswith(prefix) or not isinstance(source, dict):
-                continue
-            relative = path.removeprefix(prefix)
-            items = source.get("items")
-            keys = {item["path"]: item["key"] for item in items} if items else None
-            key = keys.get(relative) if keys is not None else relative
-            secret = self._secret(pod, str(source.get("secretName")))
-            data = (secret.obj.get("data") or {}) if secret is not None else {}
-            if key in data:
-                return base64.b64decode(data[key]).decode("utf-8", "replace")
-        return None
+        if content is None:
+            command = {Cat: "cat", Sha256: "sha256sum", Size: "wc"}[type(step)]
+            return f"{command}: can't open '{step.path}': No such file or directory\n"
+        if isinstance(step, Sha256):
+            return f"{hashlib.sha256(content).hexdigest()}  {step.path}\n"
+        if isinstance(step, Size):
+            return f"{len(content)} {step.path}\n" if step.named else f"{len(content)}\n"
+        return content.decode("utf-8", "replace")
 
     async def _stop_pod(self, pod: Record) -> None:
         """Graceful deletion: the container exits on SIGTERM, then the pod object goes."""

@@ -35,7 +35,7 @@ def pod_defaults(spec: JSON, *, template: bool) -> None:
     spec.setdefault("schedulerName", "default-scheduler")
     if not template:
         spec.setdefault("enableServiceLinks", True)  # SetDefaults_Pod: Pods only
-    for container in spec.get("containers") or []:
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
         if not isinstance(container, dict):
             continue
         container.setdefault("imagePullPolicy", _image_pull_policy(str(container.get("image", ""))))
@@ -43,8 +43,9 @@ def pod_defaults(spec: JSON, *, template: bool) -> None:
         container.setdefault("terminationMessagePolicy", "File")
         container.setdefault("resources", {})
     for volume in spec.get("volumes") or []:
-        if isinstance(volume, dict) and isinstance(volume.get("secret"), dict):
-            volume["secret"].setdefault("defaultMode", 420)
+        for source in ("secret", "projected"):
+            if isinstance(volume, dict) and isinstance(volume.get(source), dict):
+                volume[source].setdefault("defaultMode", 420)
 
 
 def pod_qos_class(spec: JSON) -> str:

@@ -115,17 +115,67 @@ def _container_status(container: JSON, state: JSON, **fields: Any) -> JSON:
 
 
 def scheduled(status: JSON, spec: JSON) -> None:
-    """Bound to the node (the binding set PodScheduled), containers being created."""
+    """Bound to the node (the binding set PodScheduled), containers being created. With init
+    containers, every container waits in PodInitializing (`kubectl get` says `Init:0/1`)."""
     status["phase"] = "Pending"
     conditions = status.setdefault("conditions", [])
+    inits = spec.get("initContainers") or []
     set_condition(conditions, "PodReadyToStartContainers", False)
-    set_condition(conditions, "Initialized", True)
+    set_condition(
+        conditions, "Initialized", not inits, "ContainersNotInitialized" if inits else None
+    )
     set_condition(conditions, "Ready", False, "ContainersNotReady")
     set_condition(conditions, "ContainersReady", False, "ContainersNotReady")
     status["hostIP"] = HOST_IP
     status["hostIPs"] = [{"ip": HOST_IP}]
     status.setdefault("startTime", rfc3339())
-    waiting(status, spec, "ContainerCreating")
+    if inits:
+        state = {"waiting": {"reason": "PodInitializing"}}
+        status["initContainerStatuses"] = [_container_status(c, dict(state)) for c in inits]
+        waiting(status, spec, "PodInitializing")
+    else:
+        waiting(status, spec, "ContainerCreating")
+
+
+def init_waiting(status: JSON, spec: JSON, index: int, reason: str, message: str) -> None:
+    """Init container `index` cannot start (its image cannot be pulled)."""
+    current = status["initContainerStatuses"][index]
+    current["state"] = {"waiting": {"reason": reason, "message": message}}
+
+
+def init_running(status: JSON, spec: JSON, index: int, pod_uid: str) -> None:
+    """Init container `index` runs (the pod is still Pending)."""
+    set_condition(status.setdefault("conditions", []), "PodReadyToStartContainers", True)
+    container = spec["initContainers"][index]
+    status["initContainerStatuses"][index] = _container_status(
+        container,
+        {"running": {"startedAt": rfc3339()}},
+        started=True,
+        imageID=_image_id(container.get("image", "")),
+        containerID=_container_id(pod_uid, container["name"], 0),
+    )
+
+
+def init_terminated(
+    status: JSON, spec: JSON, index: int, exit_code: int, message: str | None = None
+) -> None:
+    """Init container `index` exited: done (ready) with 0, else the pod failed (restartPolicy
+    Never), its containers never started."""
+    container = spec["initContainers"][index]
+    current = status["initContainerStatuses"][index]
+    current["state"] = terminated_state(current, exit_code, exit_reason(container, exit_code))
+    if message:
+        current["state"]["terminated"]["message"] = message
+    current["started"] = False
+    current["ready"] = exit_code == 0
+    conditions = status.setdefault("conditions", [])
+    if exit_code != 0:
+        status["phase"] = "Failed"
+        set_condition(conditions, "PodReadyToStartContainers", False)
+        set_condition(conditions, "Ready", False, "PodFailed")
+        set_condition(conditions, "ContainersReady", False, "PodFailed")
+    elif all(s.get("ready") for s in status["initContainerStatuses"]):
+        set_condition(conditions, "Initialized", True)
 
 
 def waiting(status: JSON, spec: JSON, reason: str, message: str | None = None) -> None:

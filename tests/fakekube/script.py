@@ -1,7 +1,9 @@
 """What a fake container does, read from its command: `sh -c "echo hi; sleep 2; exit 3"`.
 
 Statements separated by `;`, `&&`, `||` or newlines are understood when they are `echo`, `sleep`,
-`exit`, `true` or `false`; others are skipped. `cat PATH` prints a file of a mounted Secret, and
+`exit`, `true` or `false`; others are skipped. `cat PATH` prints a file of a mounted volume (a
+Secret, a projected volume, an emptyDir), `sha256sum PATH` its checksum as coreutils does
+(`<hex>  PATH`), `wc -c PATH` and `wc -c < PATH` its size (`<bytes> PATH`, `<bytes>`); and
 `echo ...` or `cat PATH` followed by `> FILE` (or `>> FILE`) write FILE instead of the log (only
 the termination log, /dev/termination-log, is kept). A command that is not such a script runs
 briefly and exits 0, so any image "works".
@@ -44,7 +46,22 @@ class Write:
     append: bool
 
 
-Step = Echo | Sleep | Cat | Write
+@dataclass(frozen=True, slots=True)
+class Sha256:
+    """`sha256sum PATH`."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """`wc -c PATH` (`named`), or `wc -c < PATH`."""
+
+    path: str
+    named: bool
+
+
+Step = Echo | Sleep | Cat | Write | Sha256 | Size
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +101,15 @@ def parse_script(script: str) -> Script:
                 return Script(tuple(steps), status)
             case "cat", [path]:
                 steps.append(Cat(path))
+                status = 0
+            case "sha256sum", [path]:
+                steps.append(Sha256(path))
+                status = 0
+            case "wc", ["-c", path]:
+                steps.append(Size(path, named=True))
+                status = 0
+            case "wc", ["-c", "<", path]:
+                steps.append(Size(path, named=False))
                 status = 0
             case "true" | ":", _:
                 status = 0

@@ -167,11 +167,14 @@ def metadata_errors(kind: Kind, metadata: JSON) -> list[FieldError]:
     return errors
 
 
-def container_errors(containers: Any, field: str) -> list[FieldError]:
+def container_errors(
+    containers: Any, field: str, seen: set[str] | None = None, optional: bool = False
+) -> list[FieldError]:
+    """`seen`: the names taken already (init containers' and containers' share one space)."""
     if not containers:
-        return [required(field)]
+        return [] if optional else [required(field)]
     errors: list[FieldError] = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for i, container in enumerate(containers):
         path = f"{field}[{i}]"
         name = container.get("name")
@@ -196,7 +199,11 @@ def container_errors(containers: Any, field: str) -> list[FieldError]:
 def pod_spec_errors(spec: Any, field: str) -> list[FieldError]:
     if not isinstance(spec, Mapping):
         return [required(field)]
-    errors = container_errors(spec.get("containers"), f"{field}.containers")
+    names: set[str] = set()
+    errors = container_errors(spec.get("containers"), f"{field}.containers", names)
+    errors += container_errors(
+        spec.get("initContainers"), f"{field}.initContainers", names, optional=True
+    )
     for i, volume in enumerate(spec.get("volumes") or []):
         if not volume.get("name"):
             errors.append(required(f"{field}.volumes[{i}].name"))
