@@ -32,6 +32,7 @@ from scheduler.api.keys import (
     VIEW,
     WAITING,
 )
+from scheduler.api.memory import BODY_BUDGET, BodyBudget, body_budget_middleware
 from scheduler.api.routes import add_routes
 from scheduler.api.sse import SSE
 from scheduler.backends.base import Backend, Identity, Kind
@@ -115,6 +116,7 @@ def kubernetes_backend(settings: Settings, configuration: Any = None) -> Backend
         attempt_log_bytes=settings.attempt_log_bytes,
         attempt_record_bytes=settings.attempt_record_bytes,
         usage_interval_seconds=settings.usage_interval_seconds,
+        image=settings.image,
     )
 
 
@@ -183,7 +185,7 @@ def _middlewares(settings: Settings) -> list[Middleware]:
     middlewares = [error_middleware, own_hosts_middleware(own)]
     if settings.api_token is not None:
         middlewares.append(token_middleware(settings.api_token.get_secret_value()))
-    return [*middlewares, guard_middleware]
+    return [*middlewares, guard_middleware, body_budget_middleware]
 
 
 def create_app(
@@ -205,12 +207,13 @@ def create_app(
     metrics = Metrics()
     metrics.watch_jobs(view.counts)
     app[SETTINGS] = settings
+    app[BODY_BUDGET] = BodyBudget(settings.body_budget_bytes)
     app[BACKEND] = backend
     app[VIEW] = view
     app[HEALTH] = Health()
     app[METRICS] = metrics
     definition = settings.definition
-    payloads = PayloadRules(definition.name, definition.payload_path, settings.max_payload_bytes)
+    payloads = PayloadRules.of(definition, settings.max_payload_bytes)
     app[SERVICE] = JobService(definition, backend, view, payloads=payloads)
     notifier = Notifier(view, lambda name: app[BATCHES].find(name))
     app[BATCHES] = BatchService(

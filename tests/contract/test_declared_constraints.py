@@ -93,6 +93,10 @@ def exit_codes(operator: str, *values: int) -> dict[str, Any]:
     return rules({"action": "FailJob", "onExitCodes": {"operator": operator, "values": values}})
 
 
+# The largest payload limit a scheduler may be given, as the README says.
+MAX_PAYLOAD_BYTES_LIMIT = 64 * 1024 * 1024
+
+
 class Where(NamedTuple):
     """How to send a value at a declared place, and what the 422 names."""
 
@@ -105,6 +109,8 @@ class Where(NamedTuple):
     # What a value past the limit gets, when not 422; and the words that name the field.
     outside_code: int = 422
     fragment: str | None = None
+    # The settings the scheduler needs for the declared limit to be the one it applies.
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 ENV_NAMES = (
@@ -130,9 +136,16 @@ BODY_TABLE: dict[str, Where] = {
     "JobScheduleDescription.timeLimitSeconds.maximum": Where(
         lambda v: job(timeLimitSeconds=v), "timeLimitSeconds"
     ),
-    # Past 1 MiB a payload is too large (413), not malformed.
+    # The declared limit is the largest a scheduler may be set to take (64 MiB); past it a
+    # payload is too large (413), not malformed.
     "JobScheduleDescription.payload.maxLength": Where(
-        lambda v: job(payload=v), "payload", outside_code=413
+        lambda v: job(payload=v),
+        "payload",
+        outside_code=413,
+        settings=(
+            ("SCHEDULER_MAX_PAYLOAD_BYTES", str(MAX_PAYLOAD_BYTES_LIMIT)),
+            ("SCHEDULER_IMAGE", "ghcr.io/equinor/job-scheduler:test"),
+        ),
     ),
     "RadixJobComponentConfig.backoffLimit.minimum": Where(
         lambda v: batch_default(backoffLimit=v), "defaultRadixJobComponentConfig.backoffLimit"
@@ -238,9 +251,9 @@ async def _message(response: Any) -> str:
 async def test_the_server_takes_a_value_inside_a_declared_limit_and_refuses_one_outside(
     start: ClientFactory, where: str
 ) -> None:
-    client = await start()
-    keyword = where.rsplit(".", 1)[1].removeprefix("x-key-")
     row = BODY_TABLE[where]
+    client = await start(**dict(row.settings))
+    keyword = where.rsplit(".", 1)[1].removeprefix("x-key-")
     inside, outside = inside_and_outside(keyword, declared_body_constraints()[where], row)
     for value in inside:
         path, body = row.place(value)

@@ -186,6 +186,7 @@ def test_scheduler_is_told_its_config_job_environment_app_and_namespace(helm: Pa
         "RADIX_JOB_SCHEDULERS_PER_ENVIRONMENT_HISTORY_LIMIT": "10",
         "LOG_LEVEL": "INFO",
         "SCHEDULER_SHUTDOWN_TIMEOUT_SECONDS": "25",
+        "SCHEDULER_IMAGE": "job-scheduler:0.1.0",
     }
 
 
@@ -206,6 +207,23 @@ def test_full_values_set_app_history_log_level_and_extra_env_last(helm: Path) ->
     assert env["LOG_LEVEL"] == "DEBUG"
     assert [e["name"] for e in container["env"]][-2:] == ["HTTP_PROXY", "NODE_NAME"]
     assert container["image"] == "registry.example.com/tools/job-scheduler:0.1.0-rc1"
+    assert env["SCHEDULER_MAX_PAYLOAD_BYTES"] == "8388608"
+
+
+@pytest.mark.parametrize("value_args", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_the_scheduler_is_told_its_own_image_which_puts_large_payloads_together(
+    helm: Path, value_args: list[str]
+) -> None:
+    container = scheduler_container(render(helm, *value_args))
+    assert env_of(container)["SCHEDULER_IMAGE"] == container["image"]
+
+
+def test_the_payload_limit_is_passed_on_when_set_and_left_to_the_scheduler_else(
+    helm: Path,
+) -> None:
+    env = env_of(scheduler_container(render(helm, values={"maxPayloadBytes": 67108864})))
+    assert env["SCHEDULER_MAX_PAYLOAD_BYTES"] == "67108864"
+    assert "SCHEDULER_MAX_PAYLOAD_BYTES" not in env_of(scheduler_container(render(helm)))
 
 
 def test_radixconfig_is_mounted_read_only_where_the_scheduler_reads_it(helm: Path) -> None:
@@ -517,6 +535,14 @@ WRONG_VALUES = {
     "a usage interval under 10 ms": (
         {"usageIntervalSeconds": 0.001},
         "usageIntervalSeconds: Must be greater than or equal to 0.01",
+    ),
+    "a payload limit above 64 MiB": (
+        {"maxPayloadBytes": 67108865},
+        "maxPayloadBytes: Must be less than or equal to 6.7108864e+07",
+    ),
+    "a request limit no larger than the payload limit": (
+        {"maxPayloadBytes": 8388608, "maxRequestBytes": 8388608},
+        "maxRequestBytes must be larger than maxPayloadBytes",
     ),
     "keeping attempts that is not a boolean": (
         {"attempts": {"keep": "yes"}},

@@ -52,6 +52,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+The scheduler's image reference: the scheduler container runs it, and so does the init container
+that puts a payload above 1 MiB together in a job's pod (SCHEDULER_IMAGE).
+*/}}
+{{- define "job-scheduler.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/*
 The name of the service account the scheduler runs as, which the Role is bound to. An existing
 one (serviceAccount.create=false) must be named: the namespace's "default" account is every pod's
 that names none, and would get the scheduler's permissions with it.

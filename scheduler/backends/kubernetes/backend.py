@@ -57,7 +57,8 @@ class KubernetesBackend:
     replica) settles what it left half-made; `keep_attempts`: whether each job's record keeps
     its attempts (`keeping.py`), `attempt_log_bytes` of each one's log and `attempt_record_bytes`
     in all; `configuration` (a client configuration) stands in
-    for `kubeconfig` or the pod's service account.
+    for `kubeconfig` or the pod's service account; `image`: the scheduler's own, which puts a
+    payload above one Secret's capacity together in its job's pod (`payloads.py`).
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class KubernetesBackend:
         configuration: Any = None,
         clock: Callable[[], datetime] = utcnow,
         usage_interval_seconds: float | None = None,
+        image: str | None = None,
     ) -> None:
         self.identity = identity
         self._api = KubeApi(identity.namespace, kubeconfig, configuration)
@@ -88,7 +90,7 @@ class KubernetesBackend:
         self._selector = label_selector(identity)
         self._clock = clock
         self._creator = Creator(
-            self._api, identity, grace_seconds=create_grace_seconds, clock=clock
+            self._api, identity, grace_seconds=create_grace_seconds, clock=clock, image=image
         )
         self.keys = KubernetesKeys(self._api, identity)
         self._restarter = Restarter(

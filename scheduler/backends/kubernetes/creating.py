@@ -2,11 +2,12 @@
 marked pending that the recovery sweep removes.
 
 A job that has a payload Secret or a Service is born held (parallelism 0, so it has no pod) and
-pending; then its anchor (a ConfigMap it owns), then the Secret and the Service the anchor owns;
-once they exist, one patch commits the Job and lets it start. A batch is a pending ConfigMap that
-owns its pending, held Jobs and their Secrets and Services; clearing the ConfigMap's mark is the
-single write that commits them all, and only then are the Jobs started. Whatever a crash leaves
-hangs from a pending Job or batch record, so the recovery sweep removes it with that one object.
+pending; then its anchor (a ConfigMap it owns), then the Secret (or a large payload's part Secrets)
+and the Service the anchor owns; once they exist, one patch commits the Job and lets it start. A
+batch is a pending ConfigMap that owns its pending, held Jobs and their Secrets and Services;
+clearing the ConfigMap's mark is the single write that commits them all, and only then are the
+Jobs started. Whatever a crash leaves hangs from a pending Job or batch record, so the recovery
+sweep removes it with that one object.
 
 A job whose `startAfter` is still to come is born suspended as well, and stays so once committed
 (and "started"): the starter (`starting.py`) resumes it when its time comes, also after a crash.
@@ -27,15 +28,24 @@ from scheduler.backends.kubernetes.manifests import (
     build_anchor,
     build_batch_record,
     build_job,
+    build_payload_part,
     build_payload_secret,
     build_service,
     commit_patch,
     configmap_owner,
     has_anchor,
 )
+from scheduler.backends.kubernetes.payloads import (
+    PARTS_IN_FLIGHT,
+    SECRET_CAPACITY_BYTES,
+    Assembly,
+    is_split,
+    parts,
+)
 from scheduler.backends.kubernetes.records import job_record
 from scheduler.clock import utcnow
 from scheduler.errors import (
+    BackendError,
     BackendUnavailableError,
     NotFoundError,
     SchedulerError,
@@ -56,11 +66,26 @@ class Creator:
         *,
         grace_seconds: float,
         clock: Callable[[], datetime] = utcnow,
+        image: str | None = None,
     ) -> None:
+        """`image`: the scheduler's own, which puts a payload in parts together in its pod."""
         self._api = api
         self._identity = identity
         self._grace = grace_seconds
         self._clock = clock
+        self._image = image
+        self._parts_in_flight = asyncio.Semaphore(PARTS_IN_FLIGHT)
+
+    def _job(self, request: JobRequest, **options: Any) -> dict[str, Any]:
+        assembly = None
+        if request.payload is not None and is_split(request.payload):
+            if self._image is None:
+                raise BackendError(
+                    f"a payload above {SECRET_CAPACITY_BYTES} bytes needs SCHEDULER_IMAGE, the "
+                    "scheduler's own image, which puts it together in the job's pod"
+                )
+            assembly = Assembly.of(request.payload, self._image)
+        return build_job(self._identity, request, now=self._clock(), assembly=assembly, **options)
 
     def _deadline(self, jobs: int) -> datetime:
         extra = GRACE_PER_BATCH_JOB_SECONDS * jobs if jobs > 1 else 0.0
@@ -75,12 +100,9 @@ class Creator:
     async def create_job(self, request: JobRequest) -> JobRecord:
         if not has_anchor(request):
             # Nothing else to create: the Job alone is complete at once.
-            job = build_job(self._identity, request, now=self._clock())
-            return job_record(await self._api.create(Resource.JOBS, job))
+            return job_record(await self._api.create(Resource.JOBS, self._job(request)))
         deadline = self._deadline(1)
-        created = await self._api.create(
-            Resource.JOBS, build_job(self._identity, request, deadline=deadline, now=self._clock())
-        )
+        created = await self._api.create(Resource.JOBS, self._job(request, deadline=deadline))
         uid = created["metadata"]["uid"]
         try:
             anchor = await self._api.create(
@@ -149,23 +171,38 @@ class Creator:
     ) -> dict[str, Any]:
         """A batch's job, its Secret and its Service together, all owned by the batch record
         (a restart replaces the Job and leaves them be); the batch's rollback removes them."""
-        manifest = build_job(
-            self._identity, request, deadline=deadline, owner=owner, now=self._clock()
-        )
-        job = self._api.create(Resource.JOBS, manifest)
+        job = self._api.create(Resource.JOBS, self._job(request, deadline=deadline, owner=owner))
         created, *_ = await _all([job, *self._owned(request, owner)])
         return created
 
     def _owned(
         self, request: JobRequest, owner: dict[str, Any]
     ) -> list[Coroutine[Any, Any, dict[str, Any]]]:
-        """The creates of the job's payload Secret and Service, if it has them."""
+        """The creates of the job's payload Secret (or its payload's parts) and Service, if it
+        has them."""
         owned = []
         if (secret := build_payload_secret(self._identity, request, owner)) is not None:
             owned.append(self._api.create(Resource.SECRETS, secret))
+        elif request.payload is not None and is_split(request.payload):
+            owned.append(self._create_parts(request, request.payload, owner))
         if (service := build_service(self._identity, request, owner)) is not None:
             owned.append(self._api.create(Resource.SERVICES, service))
         return owned
+
+    async def _create_parts(
+        self, request: JobRequest, payload: bytes, owner: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The part Secrets of a payload in parts, a few at a time: each is base64 only while
+        it is on its way. Their metadata, in order."""
+
+        async def create(index: int, part: memoryview) -> dict[str, Any]:
+            async with self._parts_in_flight:
+                secret = build_payload_part(self._identity, request, owner, index, part)
+                created = await self._api.create(Resource.SECRETS, secret)
+            return {"metadata": created["metadata"]}  # not its data: the whole payload again
+
+        created = await _all(create(index, part) for index, part in enumerate(parts(payload)))
+        return {"items": created}
 
     async def _commit(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:

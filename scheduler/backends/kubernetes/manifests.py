@@ -1,6 +1,7 @@
 """Pure builders of the Kubernetes bodies: a job's Job, its anchor (a ConfigMap the Job owns, which
-owns the job's payload Secret and Service), a batch's record (a ConfigMap that owns its Jobs and
-their Secrets and Services), and the patches that commit and stop them.
+owns the job's payload Secret, or its payload's part Secrets, and Service), a batch's record (a
+ConfigMap that owns its Jobs and their Secrets and Services), and the patches that commit and stop
+them.
 
 Plain dicts in the API's own field names; no I/O, no client types, so they are table-tested.
 """
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.backends.base import BatchRequest, Identity, JobRequest
+from scheduler.backends.kubernetes.payloads import Assembly, is_split, part_secret_name
 from scheduler.backends.kubernetes.placement import gpu_limits, pod_placement
 from scheduler.models.wire import rfc3339
 
@@ -274,9 +276,11 @@ def build_job(
     deadline: datetime | None = None,
     owner: dict[str, Any] | None = None,
     now: datetime | None = None,
+    assembly: Assembly | None = None,
 ) -> dict[str, Any]:
     """The Job; with a `deadline` it is born held (no pods) and pending until committed. One
-    whose `start_after` is later than `now` is born suspended, until a starter starts it."""
+    whose `start_after` is later than `now` is born suspended, until a starter starts it. A
+    payload in parts (`payloads.is_split`) needs its `assembly` (`Assembly.of`)."""
     labels = _job_labels(identity, request)
     annotations = {ANNOTATION_JOB_ID: request.job_id} if request.job_id is not None else {}
     if request.batch_id is not None:
@@ -309,7 +313,14 @@ def build_job(
         # Radix's node pools, node types and GPU nodes; a job that asks for none of them may run
         # on any node (Radix would still pin it to its job node pool, which few clusters have).
         pod_spec.update(pod_placement(request.node, request.runtime))
-    if request.payload_path is not None:
+    if request.payload_path is not None and is_split(request.payload):
+        if assembly is None:
+            raise ValueError("a payload above one Secret's capacity needs its assembly")
+        pod_spec["volumes"] = assembly.volumes(request.name, PAYLOAD_VOLUME, PAYLOAD_KEY)
+        pod_spec["initContainers"] = [
+            assembly.init_container(pod_spec["containers"][0], PAYLOAD_VOLUME)
+        ]
+    elif request.payload_path is not None:
         pod_spec["volumes"] = [
             {
                 "name": PAYLOAD_VOLUME,
@@ -372,21 +383,44 @@ def build_anchor(identity: Identity, request: JobRequest, job_uid: str) -> dict[
 def build_payload_secret(
     identity: Identity, request: JobRequest, owner: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """`owner`: the job's anchor, or its batch record (`configmap_owner`)."""
-    if request.payload is None:
+    """`owner`: the job's anchor, or its batch record (`configmap_owner`). None for a job
+    without a payload, or whose payload goes in parts (`build_payload_part`)."""
+    if request.payload is None or is_split(request.payload):
         return None
+    return _secret(identity, request, owner, payload_secret_name(request.name), request.payload)
+
+
+def build_payload_part(
+    identity: Identity,
+    request: JobRequest,
+    owner: dict[str, Any],
+    index: int,
+    part: memoryview,
+) -> dict[str, Any]:
+    """Part `index` of a payload in parts (`payloads.parts`), held and owned as the one payload
+    Secret of a smaller payload is."""
+    return _secret(identity, request, owner, part_secret_name(request.name, index), part)
+
+
+def _secret(
+    identity: Identity,
+    request: JobRequest,
+    owner: dict[str, Any],
+    name: str,
+    payload: bytes | memoryview,
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": payload_secret_name(request.name),
+            "name": name,
             "labels": _job_labels(identity, request),
             "ownerReferences": [owner],
         },
         "type": "Opaque",
         # The payload never changes; immutable Secrets also spare the kubelet a watch.
         "immutable": True,
-        "data": {PAYLOAD_KEY: base64.b64encode(request.payload).decode("ascii")},
+        "data": {PAYLOAD_KEY: base64.b64encode(payload).decode("ascii")},
     }
 
 

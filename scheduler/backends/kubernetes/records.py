@@ -185,6 +185,7 @@ def pod_record(obj: dict[str, Any]) -> PodRecord:
     containers = status.get("containerStatuses") or []
     first = containers[0] if containers else {}
     condition = _latest_unhappy_condition(status)
+    state = _container_state(_blocking_init(status) or first.get("state"))
     return PodRecord(
         name=metadata.get("name", ""),
         uid=metadata.get("uid", ""),
@@ -193,7 +194,7 @@ def pod_record(obj: dict[str, Any]) -> PodRecord:
         created=parse_time(metadata.get("creationTimestamp")),
         phase=_shared(status.get("phase")) or "Pending",
         started=parse_time(status.get("startTime")),
-        container=_container_state(first.get("state")) or ContainerState("unknown"),
+        container=state or ContainerState("unknown"),
         last_termination=_container_state(first.get("lastState")),
         ready=bool(first.get("ready")),
         restart_count=_int(first.get("restartCount")),
@@ -204,6 +205,20 @@ def pod_record(obj: dict[str, Any]) -> PodRecord:
         result=_result(_container_state(first.get("state"))),
         deleting=bool(metadata.get("deletionTimestamp")),
     )
+
+
+def _blocking_init(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The state of an init container (one that puts a large payload together) that keeps the
+    job's container from starting: failed, or stuck waiting (its image cannot be pulled); it
+    tells what the attempt is. None while they run or once they are done."""
+    for init in status.get("initContainerStatuses") or ():
+        state = init.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and terminated.get("exitCode") != 0:
+            return dict(state)
+        if waiting is not None and waiting.get("reason") not in (None, "PodInitializing"):
+            return dict(state)
+    return None
 
 
 def _result(state: ContainerState | None) -> str | None:

@@ -1,5 +1,6 @@
 """Restarting a job on Kubernetes. A finished Job cannot run again, so it is replaced by a Job of
-the same name and spec. The job's payload Secret and Service are never written: a single job's
+the same name and spec. The job's payload Secret (or its payload's part Secrets, which the spec's
+init container puts together again) and Service are never written: a single job's
 are owned by its anchor (a ConfigMap), which is handed over to the new Job; a batch job's by its
 batch record, which the new Job keeps as its owner. (The Role grants no patch of Secrets, which
 would answer with their content, nor of Services.)
@@ -59,6 +60,7 @@ from scheduler.backends.kubernetes.manifests import (
     job_pods_selector,
     payload_secret_name,
 )
+from scheduler.backends.kubernetes.payloads import has_parts
 from scheduler.backends.kubernetes.records import attempt_summary, job_record, pod_record
 from scheduler.backends.kubernetes.recovering import list_all
 from scheduler.errors import (
@@ -215,10 +217,12 @@ def _has_service(job: dict[str, Any]) -> bool:
 
 
 def _has_anchor(job: dict[str, Any]) -> bool:
-    """A single job with a payload or a Service (`manifests.has_anchor`, read off its Job)."""
+    """A single job with a payload (in one Secret or in parts) or a Service
+    (`manifests.has_anchor`, read off its Job)."""
     if LABEL_BATCH_NAME in (job["metadata"].get("labels") or {}):
         return False
-    return _payload_secret(job) is not None or _has_service(job)
+    pod_spec = job["spec"]["template"]["spec"]
+    return _payload_secret(job) is not None or has_parts(pod_spec) or _has_service(job)
 
 
 def _restartable(name: str, uid: str, job: dict[str, Any] | None) -> dict[str, Any]:

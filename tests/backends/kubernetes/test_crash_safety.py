@@ -72,7 +72,8 @@ class SchedulerProcess:
         await self.proc.wait()
 
 
-Launch = Callable[[], Awaitable[SchedulerProcess]]
+# Extra settings of the scheduler, as environment variables.
+Launch = Callable[..., Awaitable[SchedulerProcess]]
 
 
 @pytest.fixture
@@ -85,11 +86,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def launch(
     kube: FakeKube, http: aiohttp.ClientSession, tmp_path: Path
 ) -> AsyncIterator[Launch]:
-    """Start a ready scheduler process; every one started is killed at the end."""
+    """Start a ready scheduler process (with extra settings as keywords); every one started is
+    killed at the end."""
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
     started: list[SchedulerProcess] = []
 
-    async def start() -> SchedulerProcess:
+    async def start(**settings: str) -> SchedulerProcess:
         port = free_port()
         env = {
             **os.environ,
@@ -101,6 +103,7 @@ async def launch(
             "SCHEDULER_PORT": str(port),
             "KUBECONFIG": str(kubeconfig),
             "SCHEDULER_CREATE_GRACE_SECONDS": str(CREATE_GRACE_SECONDS),
+            **settings,
         }
         log = tmp_path / f"scheduler-{len(started)}.log"
         with log.open("wb") as out:
@@ -192,6 +195,13 @@ class Census:
             has_payload = any("secret" in volume for volume in pod.get("volumes") or ())
             if has_payload and payload_secret_name(name) not in secrets:
                 found.append(f"job {name} has no payload secret")
+            # A large payload's parts: every one there.
+            found += [
+                f"job {name} has no payload part {source['secret']['name']}"
+                for volume in pod.get("volumes") or ()
+                for source in (volume.get("projected") or {}).get("sources") or ()
+                if source["secret"]["name"] not in secrets
+            ]
             if pod["containers"][0].get("ports") and name not in services:
                 found.append(f"job {name} has no service")
         # Each Secret and Service hangs from a live Job through its anchor, or from its batch.
