@@ -27,7 +27,7 @@ DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # backslash takes two bytes) and the rest of the request.
 _BODY_PER_PAYLOAD_BYTE = 2
 _BODY_BESIDE_PAYLOAD_BYTES = 1024 * 1024
-DEFAULT_BODY_BUDGET_BYTES = 48 * 1024 * 1024
+DEFAULT_BODY_BUDGET_BYTES = 24 * 1024 * 1024
 # What one Secret holds: a larger payload takes several, and an init container.
 ONE_SECRET_BYTES = 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
