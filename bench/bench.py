@@ -1,15 +1,18 @@
 """Benchmark: the scheduler against the API calls it makes, side by side in one run.
 
-Against the fake API server (started here) or, with --kubeconfig, a real cluster:
-  POST /api/v1/jobs p50          vs  its Job, Secret and Service created directly (aiohttp, JSON)
-  a burst of POSTs, N in flight  vs  as many such triples, N in flight: jobs/s
-  GET /api/v1/jobs at each level vs  a raw LIST of the same Jobs (aiohttp GET + json parse)
+Against the fake API server (started here) or, with --kubeconfig, a real cluster, each against
+the raw crash-safe calls (the same calls the scheduler makes, in its order, made directly with
+aiohttp and JSON) and, for reference, the raw triples (Job, Secret, Service):
+  POST /api/v1/jobs p50, one at a time
+  a burst of POSTs, N in flight: jobs/s, and the scheduler's CPU per job
+  POST /api/v1/batches of --batch-jobs jobs: wall time, and the scheduler's peak RSS
+  GET /api/v1/jobs at each level (vs a raw LIST of the same Jobs) and at --memory-jobs jobs
   the scheduler's RSS idle, with the first level's jobs, and with --memory-jobs jobs
   against the fake: API calls per job run to its end, and RSS and GET with --history-jobs ended
   jobs, attempt records on and off (attempt_records.py)
 Run by hand:
   .venv/bin/python bench/bench.py [--requests 300] [--burst 500] [--get-levels 1000,5000]
-      [--memory-jobs 10000] [--ended-jobs 200] [--history-jobs 10000]
+      [--memory-jobs 10000] [--batch-jobs 500] [--ended-jobs 200] [--history-jobs 10000]
       [--kubeconfig PATH --namespace NS --raw-namespace NS2] [--json PATH]
 """
 
@@ -25,10 +28,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Literal
 
 import aiohttp
 
@@ -45,6 +47,7 @@ from procs import (  # noqa: E402
     chart_memory_limit,
     cpu_seconds,
     free_port,
+    peak_rss_during,
     peak_rss_mib,
     progress,
     rss_mib,
@@ -54,7 +57,7 @@ from procs import (  # noqa: E402
     wait_for_kubeconfig,
 )
 from raw import BENCH_SELECTOR, Burst, Calls, RawError, RawKube  # noqa: E402
-from report import Level, Report, Timings, render  # noqa: E402
+from report import SIDES, Level, Report, Rounds, Timings, render  # noqa: E402
 from schedclient import (  # noqa: E402
     MAX_IN_FLIGHT,
     PAYLOAD,
@@ -97,10 +100,6 @@ IDLE_SETTLE_SECONDS = 1.0
 # pods are started and their watch events read. Against a real cluster (whose processes are not
 # ours to see), a fixed pause.
 BURST_PAUSE_SECONDS = 2.0
-# The burst's sides: POSTs; the raw triples; the raw calls a POST makes (crash-safe creation).
-BURST_SIDES: tuple[Literal["scheduler"] | Calls, ...] = (
-    "scheduler", "triple", "crash-safe",
-)  # fmt: skip
 # The fake keeps this many watch events per kind, so a resumed watch never needs a relist.
 FAKE_HISTORY_SIZE = 200_000
 MAX_JOBS = 50_000
@@ -145,6 +144,126 @@ async def measure_level(
     )
 
 
+class Bench:
+    """One run's measures against a scheduler and the raw client, in the order `measure` takes
+    them."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        client: SchedulerClient,
+        raw: RawKube,
+        pid: int,
+        fake_pid: int | None,
+    ) -> None:
+        self.args, self.client, self.raw, self.pid = args, client, raw, pid
+        self.run = uuid.uuid4().hex[:6]  # the raw objects' names: unique to this run
+        # The processes whose CPU time a round measures; against a real cluster, the scheduler.
+        self.processes = {"scheduler": pid} | ({} if fake_pid is None else {"API server": fake_pid})
+        self.fixed_pause = fake_pid is None
+
+    async def create(self, side: str, name: str) -> None:
+        """One job created one way: a POST, or its raw crash-safe calls, or a raw triple."""
+        if side == "scheduler":
+            await self.client.post_job()
+        elif side == "crash-safe":
+            await self.raw.create_crash_safe(name, PAYLOAD)
+        else:
+            await self.raw.create_triple(name, PAYLOAD)
+
+    async def posts(self) -> dict[str, Timings]:
+        """Jobs created one at a time, the sides taking turns (and turns at going first), so
+        all meet the same server load; after a few unmeasured turns."""
+        progress(f"measuring {self.args.requests} POSTs and as many raw creates of each kind ...")
+        for i in range(WARMUP_POSTS):
+            for side in SIDES:
+                await self.create(side, f"raw{self.run}-w{side[0]}{i}")
+        seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+        for i in range(self.args.requests):
+            shift = i % len(SIDES)
+            for side in SIDES[shift:] + SIDES[:shift]:
+                start = time.perf_counter()
+                await self.create(side, f"raw{self.run}-p{side[0]}{i:05d}")
+                seconds[side].append(time.perf_counter() - start)
+        return {side: Timings(side, seconds[side]) for side in SIDES}
+
+    async def take_turns(
+        self, what: str, rounds: int, one: Callable[[str, int], Awaitable[Burst]]
+    ) -> Rounds:
+        """`rounds` rounds of `one` on each side, the sides taking turns at going first, each
+        starting from quiet; the CPU time each process spent during each."""
+        by_side: dict[str, list[Burst]] = {side: [] for side in SIDES}
+        for round_ in range(rounds):
+            progress(f"{what}, round {round_ + 1} of {rounds}")
+            shift = round_ % len(SIDES)
+            for side in SIDES[shift:] + SIDES[:shift]:
+                await quiet(self.processes, fixed=self.fixed_pause)
+                before = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+                measured = await one(side, round_)
+                measured.cpu_seconds = {
+                    name: cpu_seconds(pid) - before[name] for name, pid in self.processes.items()
+                }
+                by_side[side].append(measured)
+            progress(
+                "  "
+                + ", ".join(
+                    f"{side} {by_side[side][-1].rate:.1f} jobs/s ({by_side[side][-1].errors} "
+                    f"errors)"
+                    for side in SIDES
+                )
+                + f"; scheduler CPU {by_side['scheduler'][-1].cpu_ms_per_job()['scheduler']:.2f}"
+                " ms per job"
+            )
+        return Rounds(by_side)
+
+    async def bursts(self) -> Rounds:
+        args = self.args
+
+        async def one(side: str, round_: int) -> Burst:
+            if side == "scheduler":
+                return await self.client.burst(args.burst, args.burst_concurrency)
+            prefix = f"raw{self.run}-{side[0]}{round_}"
+            calls: Calls = "crash-safe" if side == "crash-safe" else "triple"
+            return await self.raw.burst(
+                args.burst, args.burst_concurrency, prefix, PAYLOAD, calls=calls
+            )
+
+        what = f"burst: {args.burst} POSTs, {args.burst_concurrency} in flight"
+        return await self.take_turns(what, args.burst_rounds, one)
+
+    async def batches(self) -> tuple[Rounds, float]:
+        """POST /api/v1/batches against the same calls made raw, as many at once; and the
+        triples, CONNECTION_POOL_SIZE in flight. The scheduler's peak RSS during its batches."""
+        jobs, peaks = self.args.batch_jobs, list[float]()
+        await self.client.post_batch(WARMUP_BATCH_JOBS)
+        await self.raw.create_batch(f"raw{self.run}-bw", WARMUP_BATCH_JOBS, PAYLOAD)
+
+        async def one(side: str, round_: int) -> Burst:
+            if side == "scheduler":
+                async with peak_rss_during(self.pid) as peak:
+                    batch = await self.client.post_batch(jobs)
+                peaks.extend(peak)
+                return batch
+            prefix = f"raw{self.run}-{side[0]}b{round_}"
+            if side == "crash-safe":
+                return await self.raw.create_batch(prefix, jobs, PAYLOAD)
+            return await self.raw.burst(jobs, CONNECTION_POOL_SIZE, prefix, PAYLOAD)
+
+        rounds = await self.take_turns(f"batch of {jobs} jobs", self.args.batch_rounds, one)
+        return rounds, max(peaks)
+
+    async def gets(self, requests: int) -> Timings:
+        """Sequential GETs of the whole list, after a warm-up."""
+        for _ in range(WARMUP_REQUESTS):
+            await self.client.get_jobs()
+        seconds = []
+        for _ in range(requests):
+            start = time.perf_counter()
+            await self.client.get_jobs()
+            seconds.append(time.perf_counter() - start)
+        return Timings("GET /api/v1/jobs", seconds)
+
+
 async def measure(
     args: argparse.Namespace,
     kubeconfig: Path,
@@ -159,7 +278,6 @@ async def measure(
             return
         raise BenchError("the scheduler process is gone")
 
-    run = uuid.uuid4().hex[:6]
     raw_identity = identity_of(settings.model_copy(update={"namespace": args.raw_namespace}))
     configuration = await load_configuration(kubeconfig)
     async with (
@@ -172,20 +290,9 @@ async def measure(
             await client.get_jobs()
         await asyncio.sleep(IDLE_SETTLE_SECONDS)
         rss_idle = rss_mib(pid)
-
-        # POSTs and raw triples take turns, so both meet the same server load.
-        progress(f"measuring {args.requests} POSTs and as many raw creates ...")
-        for i in range(WARMUP_POSTS):
-            await client.post_job()
-            await raw.create_triple(f"raw{run}-w{i}", PAYLOAD)
-        posts, creates = [], []
-        for i in range(args.requests):
-            start = time.perf_counter()
-            await client.post_job()
-            middle = time.perf_counter()
-            await raw.create_triple(f"raw{run}-p{i:05d}", PAYLOAD)
-            posts.append(middle - start)
-            creates.append(time.perf_counter() - middle)
+        fake_pid = None if records_setup is None else records_setup.fake_pid
+        bench = Bench(args, client, raw, pid, fake_pid)
+        posts = await bench.posts()
 
         levels, seedings = [], []
         for level in args.get_levels:
@@ -195,35 +302,8 @@ async def measure(
             levels.append(
                 await measure_level(client, raw, settings, seedings[-1].listed, args.requests, pid)
             )
-        # After the GET levels, so their jobs are as many as they say. Several rounds, the sides
-        # taking turns at going first, each burst starting from quiet: the median round of each.
-        rounds: dict[str, list[Burst]] = {side: [] for side in BURST_SIDES}
-        fake_pid = None if records_setup is None else records_setup.fake_pid
-        processes = {"scheduler": pid} | ({} if fake_pid is None else {"API server": fake_pid})
-        for round_ in range(args.burst_rounds):
-            progress(f"burst {round_ + 1}: {args.burst} POSTs, {args.burst_concurrency} in flight")
-            shift = round_ % len(BURST_SIDES)
-            for side in BURST_SIDES[shift:] + BURST_SIDES[:shift]:
-                await quiet(processes, fixed=fake_pid is None)
-                before = {name: cpu_seconds(p) for name, p in processes.items()}
-                if side == "scheduler":
-                    measured = await client.burst(args.burst, args.burst_concurrency)
-                else:
-                    measured = await raw.burst(
-                        args.burst, args.burst_concurrency, f"raw{run}-{side[0]}{round_}",
-                        PAYLOAD, calls=side,
-                    )  # fmt: skip
-                measured.cpu_seconds = {
-                    name: cpu_seconds(p) - before[name] for name, p in processes.items()
-                }
-                rounds[side].append(measured)
-            progress(
-                "  " + ", ".join(f"{side} {rounds[side][-1].rate:.1f} jobs/s" for side in rounds)
-            )
-        burst, raw_burst, safe_burst = (
-            sorted(rounds[side], key=lambda b: b.rate)[len(rounds[side]) // 2]
-            for side in BURST_SIDES
-        )
+        # After the GET levels, so their jobs are as many as they say.
+        bursts = await bench.bursts()
 
         progress(f"seeding up to {args.memory_jobs} jobs ...")
         seedings.append(
@@ -231,28 +311,17 @@ async def measure(
                 args.memory_jobs, args.seed_concurrency, wait_seconds(args.memory_jobs)
             )
         )
-        memory_jobs, rss_memory = seedings[-1].listed, rss_mib(pid)
+        memory_jobs = seedings[-1].listed
+        progress(f"measuring {args.requests} GETs at {memory_jobs} jobs")
+        memory_get = await bench.gets(args.requests)
+        rss_memory = rss_mib(pid)
 
-        batch = batch_creates = None
+        # Read before the batches, which reset the peak to measure their own.
+        peak_rss = peak_rss_mib(pid)
+        batches, batch_peak = None, 0.0
         if args.batch_rounds:
-            # For information; last, so the batches' jobs are in none of the figures above.
-            progress(f"measuring {args.batch_rounds} batches of {args.batch_jobs} jobs ...")
-            await client.post_batch(WARMUP_BATCH_JOBS)
-            await raw.burst(WARMUP_BATCH_JOBS, CONNECTION_POOL_SIZE, f"raw{run}-kw", PAYLOAD)
-            batch_seconds, create_seconds = [], []
-            for round_ in range(args.batch_rounds):
-                start = time.perf_counter()
-                await client.post_batch(args.batch_jobs)
-                middle = time.perf_counter()
-                created = await raw.burst(
-                    args.batch_jobs, CONNECTION_POOL_SIZE, f"raw{run}-k{round_}", PAYLOAD
-                )
-                if created.errors:
-                    raise BenchError(f"raw creates of a batch: {created.samples[0]}")
-                batch_seconds.append(middle - start)
-                create_seconds.append(time.perf_counter() - middle)
-            batch = Timings("POST /api/v1/batches", batch_seconds)
-            batch_creates = Timings("raw creates", create_seconds)
+            # Last, so the batches' jobs are in none of the figures above.
+            batches, batch_peak = await bench.batches()
         records = None
         if records_setup is not None and args.ended_jobs:
             # Last, with schedulers of their own in namespaces of their own, so none of the
@@ -262,22 +331,20 @@ async def measure(
         return Report(
             where=where,
             requests=args.requests,
-            post=Timings("POST /api/v1/jobs", posts),
-            creates=Timings("raw creates", creates),
-            burst=burst,
-            raw_burst=raw_burst,
-            safe_burst=safe_burst,
+            posts=posts,
+            bursts=bursts,
             levels=levels,
             rss_idle_mib=rss_idle,
             memory_jobs=memory_jobs,
+            memory_get=memory_get,
             rss_memory_mib=rss_memory,
-            peak_rss_mib=peak_rss_mib(pid),
+            peak_rss_mib=max(peak_rss, peak_rss_mib(pid)),
             chart_limit=limit,
             chart_limit_mib=limit_mib,
             seedings=seedings,
             batch_jobs=args.batch_jobs,
-            batch=batch,
-            batch_creates=batch_creates,
+            batches=batches,
+            batch_peak_rss_mib=batch_peak,
             records=records,
         )
 
@@ -365,7 +432,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--get-levels", type=_levels, default=[1000, 5000], help="jobs at each GET (1000,5000)")
     add("--memory-jobs", type=int, default=10000, help="jobs at the last RSS (10000)")
     add("--seed-concurrency", type=int, default=64, help="seeding POSTs in flight (64)")
-    add("--batch-jobs", type=int, default=100, help="jobs in each measured batch (100)")
+    add("--batch-jobs", type=int, default=500, help="jobs in each measured batch (500)")
     add("--batch-rounds", type=int, default=3, help="batches measured, 0 for none (3)")
     add(
         "--ended-jobs", type=int, default=200,

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import yaml
@@ -30,6 +30,7 @@ CHART_VALUES = REPO / "helm" / "job-scheduler" / "values.yaml"
 # Processes are quiet when each uses under this share of a CPU over one sample; waited for at
 # most the timeout.
 QUIET_CPU_SHARE, QUIET_SAMPLE_SECONDS, QUIET_TIMEOUT_SECONDS = 0.05, 0.5, 60.0
+PEAK_SAMPLE_SECONDS = 0.05  # how often the RSS is read where the peak cannot be reset
 # The job `ended` prints this many lines and exits 0: a small log for its attempt's record.
 ENDED_LOG_LINES = 10
 _ENDED_SCRIPT = "; ".join(
@@ -161,6 +162,40 @@ def rss_mib(pid: int) -> float:
 def peak_rss_mib(pid: int) -> float:
     """The most resident memory the process has had (`VmHWM`)."""
     return _status_mib(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Set the process's `VmHWM` to its `VmRSS` now; False where the kernel refuses."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def peak_rss_during(pid: int) -> AsyncIterator[list[float]]:
+    """The process's peak resident memory while the block runs, in the list yielded once it
+    ends: `VmHWM`, reset before (writing 5 to /proc/PID/clear_refs); where that is refused,
+    the most `VmRSS` sampled every PEAK_SAMPLE_SECONDS."""
+    peak: list[float] = []
+    reset = reset_peak_rss(pid)
+    sampled = [rss_mib(pid)]
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(PEAK_SAMPLE_SECONDS)
+            sampled.append(rss_mib(pid))
+
+    sampler = None if reset else asyncio.create_task(sample())
+    try:
+        yield peak
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+    peak.append(peak_rss_mib(pid) if reset else max(sampled))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -20,10 +20,12 @@ from urllib.parse import quote
 import aiohttp
 from kubernetes.aio import client as k8s
 
-from scheduler.backends.base import Identity, JobRequest
+from scheduler.backends.base import BatchRequest, Identity, JobRequest
 from scheduler.backends.kubernetes.client import CONNECTION_POOL_SIZE, MERGE_PATCH
+from scheduler.backends.kubernetes.creating import GRACE_PER_BATCH_JOB_SECONDS
 from scheduler.backends.kubernetes.manifests import (
     build_anchor,
+    build_batch_record,
     build_job,
     build_payload_secret,
     build_service,
@@ -188,8 +190,76 @@ class RawKube:
             "PATCH", f"{_jobs_path(namespace)}/{name}", commit_patch(), content_type=MERGE_PATCH
         )
 
-    def _job(self, request: JobRequest, deadline: datetime | None) -> dict[str, Any]:
-        job = _labelled(build_job(self._identity, request, deadline=deadline))
+    async def create_batch(self, name: str, count: int, payload: str) -> Burst:
+        """The calls a `POST /api/v1/batches` of `count` jobs makes, in its order and as many at
+        once (`Creator.create_batch`: all the jobs' calls at once, the pool of
+        CONNECTION_POOL_SIZE connections the bound): the batch's record, a pending ConfigMap;
+        each job's Job (held, pending) with its Secret and Service, all owned by the record; the
+        patch that commits the record; one patch per Job that starts it. A job is an error when
+        any of its calls fails (the record's or its commit's failure fails them all)."""
+        names = [f"{name}-{index:05d}" for index in range(count)]
+        description = JobScheduleDescription(payload=payload)
+        requests = [
+            build_request(self._definition, description, job, batch_name=name, batch_index=index)
+            for index, job in enumerate(names)
+        ]
+        batch = Burst(count, CONNECTION_POOL_SIZE)
+        start = time.perf_counter()
+        try:
+            await self._batch_calls(BatchRequest(name, None, tuple(requests)), batch)
+        except (RawError, KeyError, ValueError) as exc:
+            batch.errors, batch.samples = 0, []
+            for _ in range(count):
+                batch.failed(str(exc))
+        batch.seconds = time.perf_counter() - start
+        return batch
+
+    async def _batch_calls(self, batch: BatchRequest, burst: Burst) -> None:
+        namespace = self._identity.namespace
+        deadline = datetime.now(UTC) + timedelta(
+            seconds=DEFAULT_CREATE_GRACE_SECONDS + GRACE_PER_BATCH_JOB_SECONDS * len(batch.jobs)
+        )
+        record = await self._json(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            _labelled(build_batch_record(self._identity, batch, deadline)),
+        )
+        owner = configmap_owner(batch.name, record["metadata"]["uid"])
+
+        async def create(request: JobRequest) -> None:
+            secret, service = self._owned(request, owner)
+            await asyncio.gather(
+                self._json("POST", _jobs_path(namespace), self._job(request, deadline, owner)),
+                self._json("POST", f"/api/v1/namespaces/{namespace}/secrets", secret),
+                self._json("POST", f"/api/v1/namespaces/{namespace}/services", service),
+            )
+
+        created = await asyncio.gather(
+            *(create(request) for request in batch.jobs), return_exceptions=True
+        )
+        await self._json(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/{batch.name}",
+            commit_patch(start=False),
+            content_type=MERGE_PATCH,
+        )
+        start = commit_patch()
+        started = await asyncio.gather(
+            *(
+                self._json("PATCH", f"{_jobs_path(namespace)}/{job.name}", start, MERGE_PATCH)
+                for job, failure in zip(batch.jobs, created, strict=True)
+                if failure is None
+            ),
+            return_exceptions=True,
+        )
+        for failure in [*created, *started]:
+            if isinstance(failure, BaseException):
+                burst.failed(str(failure))
+
+    def _job(
+        self, request: JobRequest, deadline: datetime | None, owner: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        job = _labelled(build_job(self._identity, request, deadline=deadline, owner=owner))
         job["spec"]["template"]["metadata"]["labels"][BENCH_LABEL] = BENCH_VALUE
         return job
 
