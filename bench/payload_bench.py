@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,15 +35,17 @@ import aiohttp
 # Run as a script, this directory is on sys.path: `procs` is bench/procs.py.
 from procs import (
     HOST,
+    RADIXCONFIG,
     REPO,
-    START_TIMEOUT_SECONDS,
     BenchError,
     free_port,
     peak_rss_mib,
     progress,
     rss_mib,
+    run_bench,
     running,
     settled,
+    until_ready,
 )
 
 if str(REPO) not in sys.path:
@@ -62,22 +61,6 @@ BURST_BYTES = 10 * MIB
 SAMPLE_SECONDS = 0.005
 RUNNING_TIMEOUT_SECONDS = 300.0
 IMAGE = "ghcr.io/equinor/job-scheduler:bench"  # the fake runs its `python` init container here
-RADIXCONFIG = """\
-apiVersion: radix.equinor.com/v1
-kind: RadixApplication
-metadata:
-  name: myapp
-spec:
-  environments:
-    - name: dev
-  jobs:
-    - name: compute
-      image: busybox:1.36
-      schedulerPort: 8000
-      payload:
-        path: /compute/args
-      command: ["sh", "-c", "sleep 100000"]
-"""
 
 
 def payload_of(size: int) -> str:
@@ -109,18 +92,6 @@ class Figures:
     sequential: dict[int, list[float]]
     burst: Burst
     concurrent: int
-
-
-async def ready(http: aiohttp.ClientSession) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get("/readyz") as response:
-                if response.status == 200:
-                    return
-        if time.monotonic() > deadline:
-            raise BenchError("the scheduler did not become ready")
-        await asyncio.sleep(0.1)
 
 
 async def post(http: aiohttp.ClientSession, body: bytes) -> tuple[float, str]:
@@ -175,7 +146,7 @@ async def measure(args: argparse.Namespace, port: int, pid: int) -> Figures:
     async with aiohttp.ClientSession(
         f"http://{HOST}:{port}", timeout=timeout, connector=connector
     ) as http:
-        await ready(http)
+        await until_ready(http)
         await settled({"scheduler": pid})
         idle = rss_mib(pid)
         sequential: dict[int, list[float]] = {}
@@ -282,24 +253,13 @@ async def run(args: argparse.Namespace, workdir: Path) -> Figures:
             return await measure(args, port, scheduler.pid)
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # tear down as on Ctrl-C
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with tempfile.TemporaryDirectory(prefix="payload-bench-") as tmp:
-            figures = asyncio.run(run(args, Path(tmp)))
-    except BenchError as exc:
-        print(f"payload bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("payload bench: interrupted", file=sys.stderr)
-        return 130
-    print(render(figures))
-    return 0
+
+    async def measured(workdir: Path) -> str:
+        return render(await run(args, workdir))
+
+    return run_bench("payload bench", measured)
 
 
 if __name__ == "__main__":

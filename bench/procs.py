@@ -15,10 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,3 +239,37 @@ def chart_memory_limit() -> tuple[str, float]:
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise BenchError(f"{CHART_VALUES}: no resources.limits.memory: {exc}") from exc
     return quantity, quantity_mib(quantity)
+
+
+async def until_ready(http: aiohttp.ClientSession) -> None:
+    """Until the scheduler behind `http` answers `/readyz` with 200."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get("/readyz") as response:
+                if response.status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise BenchError("the scheduler did not become ready")
+        await asyncio.sleep(0.1)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # tear down as on Ctrl-C
+
+
+def run_bench(name: str, measure: Callable[[Path], Coroutine[Any, Any, str]]) -> int:
+    """A small benchmark's `main`: `measure` runs in a temporary working directory and gives
+    its report; a BenchError or an interruption is one line on stderr and an exit code."""
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{name.replace(' ', '-')}-") as tmp:
+            report = asyncio.run(measure(Path(tmp)))
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    print(report)
+    return 0

@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
-import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,7 +41,9 @@ from procs import (
     cpu_seconds,
     free_port,
     rss_mib,
+    run_bench,
     running,
+    until_ready,
 )
 
 if str(REPO) not in sys.path:
@@ -120,18 +119,6 @@ async def hold(fake: FakeKube, pid: int, seconds: float) -> Window:
     return Window(elapsed, rss_mib(pid), cpu_seconds(pid) - cpu, calls)
 
 
-async def ready(http: aiohttp.ClientSession) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get("/readyz") as response:
-                if response.status == 200:
-                    return
-        if time.monotonic() > deadline:
-            raise BenchError("the scheduler did not become ready")
-        await asyncio.sleep(0.1)
-
-
 async def seed(http: aiohttp.ClientSession, jobs: int) -> list[str]:
     """`jobs` jobs, once all are Running."""
 
@@ -172,7 +159,7 @@ async def measure(args: argparse.Namespace, fake: FakeKube, port: int, pid: int)
         timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
     )
     async with aiohttp.ClientSession(base_url) as http, clients:
-        await ready(http)
+        await until_ready(http)
         names = await seed(http, args.jobs)
         await asyncio.sleep(SETTLE_SECONDS)
         idle = await hold(fake, pid, args.hold)
@@ -308,24 +295,13 @@ async def run(args: argparse.Namespace, workdir: Path) -> Figures:
             return await measure(args, fake, port, scheduler.pid)
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # tear down as on Ctrl-C
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with tempfile.TemporaryDirectory(prefix="wait-bench-") as tmp:
-            figures = asyncio.run(run(args, Path(tmp)))
-    except BenchError as exc:
-        print(f"wait bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("wait bench: interrupted", file=sys.stderr)
-        return 130
-    print(render(figures))
-    return 0
+
+    async def measured(workdir: Path) -> str:
+        return render(await run(args, workdir))
+
+    return run_bench("wait bench", measured)
 
 
 if __name__ == "__main__":

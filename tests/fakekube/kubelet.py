@@ -113,7 +113,7 @@ class Kubelet:
             lines = self._logs.get(pod.uid)
             statuses = status.get("containerStatuses") or []
         if lines is None:
-            current = next((s for s in statuses if s.get("name") == name), {})
+            current: JSON = next((s for s in statuses if s.get("name") == name), {})
             reason = current.get("state", {}).get("waiting", {}).get("reason", "Pending")
             raise bad_request(
                 f'container "{name}" in pod "{pod.name}" is waiting to start: {reason}'

@@ -198,9 +198,9 @@ def _diff_maps(
             continue
         before = old.get(key, _MISSING)
         if before is _MISSING:
-            added = fields_of(value, key, lists)
-            if _tracked(added):
-                changed[prefix + key] = added
+            fields = fields_of(value, key, lists)
+            if _tracked(fields):
+                changed[prefix + key] = fields
         elif before is not value and before != value:
             added, gone = _diff(before, value, key, lists)
             if added is not None:

@@ -314,6 +314,7 @@ class _FollowedLog:
     ) -> None:
         self._request = request
         self._response = response
+        self._lines_left: int | None
         self._lines_left, self._clean = cut if cut is not None else (None, False)
 
     async def send(self, text: str) -> bool:
