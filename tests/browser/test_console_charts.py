@@ -43,6 +43,11 @@ def settled(live: Scheduler, names: list[str], timeout: float = 40.0) -> list[di
         time.sleep(0.2)
 
 
+def seconds(milliseconds: float) -> int:
+    """Whole seconds as the console rounds them (JavaScript's Math.round: halves go up)."""
+    return math.floor(milliseconds / 1000 + 0.5)
+
+
 def drawn_counts(page: Page, chart: str) -> Counter[str]:
     """The counts the columns of a chart stand for, by outcome."""
     pairs = page.locator(f"rect.col[data-chart='{chart}']").evaluate_all(
@@ -104,9 +109,9 @@ def test_the_charts_count_what_the_api_lists_for_the_window(live: Scheduler, pag
     expect(page.locator("[data-mark='p50']")).to_have_attribute("data-ms", str(int(p50)))
     expect(page.locator("[data-mark='p95']")).to_have_attribute("data-ms", str(int(p95)))
     expect(page.locator("#chart-durations .chart-summary")).to_contain_text(
-        f"8 jobs ended in the window, taking {round(durations[0] / 1000)} s to "
-        f"{round(durations[-1] / 1000)} s: p50 (the median) {round(p50 / 1000)} s, "
-        f"p95 {round(p95 / 1000)} s."
+        f"8 jobs ended in the window, taking {seconds(durations[0])} s to "
+        f"{seconds(durations[-1])} s: p50 (the median) {seconds(p50)} s, "
+        f"p95 {seconds(p95)} s."
     )
     binned = page.locator("rect.col[data-chart='durations']").evaluate_all(
         "(rects) => rects.reduce((n, r) => n + Number(r.dataset.count), 0)"

@@ -8,6 +8,7 @@ docs/console-timeline.png)."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -30,6 +31,11 @@ TOLERANCE_PX = 1.5
 # Drawing the timeline of 1,000 jobs once (rows, bars, summary and charts); tens of ms on a laptop.
 RENDER_BUDGET_MS = 1000
 DOCS_SCREENSHOT = ROOT / "docs" / "console-timeline.png"
+
+
+def seconds(milliseconds: float) -> int:
+    """Whole seconds as the console rounds them (JavaScript's Math.round: halves go up)."""
+    return math.floor(milliseconds / 1000 + 0.5)
 
 
 def ms(iso: str) -> float:
@@ -202,7 +208,7 @@ def test_hovering_a_bar_tells_its_times_exit_code_and_message_and_a_click_opens_
     expect(tip).to_contain_text("Attempt 0: Failed")
     expect(tip).to_contain_text("Exit code 7")
     expect(tip).to_contain_text(pod["statusMessage"])
-    took = round((ms(pod["endTime"]) - ms(pod["startTime"])) / 1000)
+    took = seconds(ms(pod["endTime"]) - ms(pod["startTime"]))
     # The attempt's start and end in the browser's local time, and how long it took.
     started, stopped = page.evaluate(
         "(times) => times.map((t) => new Date(t).toTimeString().slice(0, 8))",
@@ -249,10 +255,11 @@ def test_a_job_page_tells_what_was_asked_and_when_and_why(live: Scheduler, page:
     for index, (before, pod) in enumerate(
         zip([job["created"], *(p["endTime"] for p in pods[:-1])], pods, strict=True)
     ):
-        waited = round((ms(pod["startTime"]) - ms(before)) / 1000)
+        waited = seconds(ms(pod["startTime"]) - ms(before))
         if waited:
             told.append(f"waited {waited} s")
-        told.append(f"attempt {index} failed after 1 s (exit code 2)")
+        took = seconds(ms(pod["endTime"]) - ms(pod["startTime"]))
+        told.append(f"attempt {index} failed after {took} s (exit code 2)")
     story = "; then ".join(told)
     expect(page.locator("#story")).to_have_text(f"{story[0].upper()}{story[1:]}.")
     picture = page.locator(".job-timeline svg")
