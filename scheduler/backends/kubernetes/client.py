@@ -226,8 +226,10 @@ class KubeApi:
         params: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = JSON,
+        parsed: bool = True,
     ) -> dict[str, Any]:
-        """One call and its JSON answer, with failures mapped to our errors."""
+        """One call and its JSON answer (`{}` when not `parsed`), with failures mapped to our
+        errors."""
         assert self._calls is not None, "KubeApi.start() first"
         data = None if body is None else orjson.dumps(body)
         try:
@@ -245,6 +247,8 @@ class KubeApi:
                     raise error_for(response.status, answer)
         except _NETWORK_ERRORS as exc:
             raise _unreachable(exc) from exc
+        if not parsed:
+            return {}
         result: dict[str, Any] = parse(answer)
         return result
 
@@ -270,6 +274,11 @@ class KubeApi:
 
     async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", self._paths[resource], body=body)
+
+    async def create_unread(self, resource: Resource, body: dict[str, Any]) -> None:
+        """A create whose answer nobody reads (a Secret's would be its data again): it is not
+        parsed."""
+        await self._call("POST", self._paths[resource], body=body, parsed=False)
 
     async def get(self, resource: Resource, name: str) -> dict[str, Any]:
         return await self._call("GET", f"{self._paths[resource]}/{name}")

@@ -172,37 +172,34 @@ class Creator:
         """A batch's job, its Secret and its Service together, all owned by the batch record
         (a restart replaces the Job and leaves them be); the batch's rollback removes them."""
         job = self._api.create(Resource.JOBS, self._job(request, deadline=deadline, owner=owner))
+        created: dict[str, Any]
         created, *_ = await _all([job, *self._owned(request, owner)])
         return created
 
-    def _owned(
-        self, request: JobRequest, owner: dict[str, Any]
-    ) -> list[Coroutine[Any, Any, dict[str, Any]]]:
+    def _owned(self, request: JobRequest, owner: dict[str, Any]) -> list[Coroutine[Any, Any, None]]:
         """The creates of the job's payload Secret (or its payload's parts) and Service, if it
-        has them."""
+        has them; their answers are not read."""
         owned = []
         if (secret := build_payload_secret(self._identity, request, owner)) is not None:
-            owned.append(self._api.create(Resource.SECRETS, secret))
+            owned.append(self._api.create_unread(Resource.SECRETS, secret))
         elif request.payload is not None and is_split(request.payload):
             owned.append(self._create_parts(request, request.payload, owner))
         if (service := build_service(self._identity, request, owner)) is not None:
-            owned.append(self._api.create(Resource.SERVICES, service))
+            owned.append(self._api.create_unread(Resource.SERVICES, service))
         return owned
 
     async def _create_parts(
         self, request: JobRequest, payload: bytes, owner: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> None:
         """The part Secrets of a payload in parts, a few at a time: each is base64 only while
-        it is on its way. Their metadata, in order."""
+        it is on its way."""
 
-        async def create(index: int, part: memoryview) -> dict[str, Any]:
+        async def create(index: int, part: memoryview) -> None:
             async with self._parts_in_flight:
                 secret = build_payload_part(self._identity, request, owner, index, part)
-                created = await self._api.create(Resource.SECRETS, secret)
-            return {"metadata": created["metadata"]}  # not its data: the whole payload again
+                await self._api.create_unread(Resource.SECRETS, secret)
 
-        created = await _all(create(index, part) for index, part in enumerate(parts(payload)))
-        return {"items": created}
+        await _all(create(index, part) for index, part in enumerate(parts(payload)))
 
     async def _commit(self, resource: Resource, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -226,9 +223,9 @@ class Creator:
             )
 
 
-async def _all(calls: Any) -> list[dict[str, Any]]:
+async def _all(calls: Any) -> list[Any]:
     """Run the calls together; on the first failure cancel the rest and raise that failure."""
-    tasks: list[asyncio.Task[dict[str, Any]]] = []
+    tasks: list[asyncio.Task[Any]] = []
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(call) for call in calls]
