@@ -38,6 +38,7 @@ from scheduler.errors import (
 )
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
 # The server ends each watch after this long (plus jitter, so replicas do not reconnect in step);
 # the client-side timeout must be longer.
 WATCH_SERVER_TIMEOUT_SECONDS = 240
@@ -239,7 +240,7 @@ class KubeApi:
                 params=params,
                 data=data,
                 headers=await self._headers(content_type if data is not None else None),
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+                timeout=_REQUEST_TIMEOUT,
                 **self._options,
             ) as response:
                 answer = await response.read()
