@@ -40,7 +40,7 @@ from procs import (
     settled,
 )
 from records_report import ApiCalls, Records, RecordsSide
-from report import Timings
+from rows import Timings
 from schedclient import SchedulerClient, Seeding, wait_seconds, wait_until
 
 from scheduler.backends.kubernetes import attempts

@@ -57,7 +57,8 @@ from procs import (  # noqa: E402
     wait_for_kubeconfig,
 )
 from raw import BENCH_SELECTOR, Burst, Calls, RawError, RawKube  # noqa: E402
-from report import SIDES, Level, Report, Rounds, Timings, render  # noqa: E402
+from report import SIDES, Level, Report, Rounds, render  # noqa: E402
+from rows import Timings  # noqa: E402
 from schedclient import (  # noqa: E402
     MAX_IN_FLIGHT,
     PAYLOAD,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procs import ENDED_LOG_LINES
-from report import GET_P95_TARGET_MS, Timings, ratio, row, verdict
+from rows import GET_P95_TARGET_MS, Timings, ratio, row, verdict
 from schedclient import Seeding
 
 # API calls by verb, as the audit log names them: writes, and reads (watches are neither).

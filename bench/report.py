@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from raw import Burst
+from rows import GET_P95_TARGET_MS, Timings, ratio, row, verdict
 from schedclient import Seeding
 
 if TYPE_CHECKING:
@@ -19,40 +20,11 @@ POST_TARGET = 1.15  # POST /api/v1/jobs p50 at most this multiple of the raw cra
 BURST_TARGET = 0.85  # a burst's jobs/s at least this fraction of the raw crash-safe calls'
 CPU_PER_JOB_TARGET_MS = 2.5  # the scheduler's CPU time over the burst, per job
 BATCH_TARGET = 1.2  # a batch's wall time at most this multiple of its raw crash-safe calls'
-GET_P95_TARGET_MS = 10.0  # GET /api/v1/jobs p95, at every level and at --memory-jobs
 RSS_IDLE_TARGET_MIB = 80.0
 RSS_PER_1000_TARGET_MIB = 15.0  # what 1,000 running jobs add to the view
 RSS_MEMORY_TARGET_MIB = 160.0  # with --memory-jobs (10,000) jobs in the view
 
-COLUMNS = (44, 24, 24, 8, 22)  # measure, scheduler, raw, ratio, target; then the verdict
 SIDES = ("scheduler", "crash-safe", "triple")
-
-
-@dataclass(frozen=True)
-class Timings:
-    label: str
-    seconds: list[float]
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.seconds) * 1000
-
-    @property
-    def p95_ms(self) -> float:
-        ordered = sorted(self.seconds)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
-
-    @property
-    def max_ms(self) -> float:
-        return max(self.seconds) * 1000
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "count": len(self.seconds),
-            "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms,
-            "max_ms": self.max_ms,
-        }
 
 
 @dataclass(frozen=True)
@@ -219,20 +191,6 @@ class Report:
             else self.records.to_json(self.chart_limit_mib),
             "verdicts": self.verdicts(),
         }
-
-
-def ratio(value: float, base: float) -> float:
-    return value / base if base else float("inf")
-
-
-def row(*cells: str) -> str:
-    widths = COLUMNS
-    line = "".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=False))
-    return (line + "".join(cells[len(widths) :])).rstrip()
-
-
-def verdict(met: bool) -> str:
-    return "MET" if met else "NOT MET"
 
 
 def _jobs_per_second(burst: Burst) -> str:
