@@ -250,6 +250,20 @@ class UsageReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Waited:
+    """Why an attempt waited before its container started, as last seen: a CamelCase `reason`
+    (`Unschedulable`, `ImagePullBackOff`, locally `Queued`) and its message, in the words of
+    whoever said it (the formatting for a user is the domain's)."""
+
+    reason: str
+    message: str | None = None
+
+
+# Waiting reasons that are just a pod starting up, not a wait worth telling of.
+ROUTINE_WAITING_REASONS: Final = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+@dataclass(frozen=True, slots=True)
 class PodRecord:
     name: str
     uid: str
@@ -275,6 +289,9 @@ class PodRecord:
     kept: Kept | None = None
     # What it used, as its record keeps it (on Kubernetes once it is kept, locally once it ended).
     usage: Usage | None = None
+    # Why it waited before its container started, as last seen (None: for nothing worth telling,
+    # or not known); what its status says while it still waits is `waiting_for(pod)`.
+    waited: Waited | None = None
 
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -284,6 +301,18 @@ _NEVER = datetime.max.replace(tzinfo=UTC)
 def attempt_started(pod: PodRecord) -> bool:
     """Its container has run (a pod that never ran is no attempt to measure or keep)."""
     return pod.container.started_at is not None or pod.container.state in ("running", "terminated")
+
+
+def waiting_for(pod: PodRecord) -> Waited | None:
+    """What keeps the pod's container from starting, as its status says, when it is worth telling
+    (no node takes it, its image cannot be pulled; not the routine creation of a container);
+    None otherwise."""
+    state = pod.container
+    if state.state == "waiting" and state.reason and state.reason not in ROUTINE_WAITING_REASONS:
+        return Waited(state.reason, state.message)
+    if state.state == "unknown" and pod.condition_reason and pod.condition_message:
+        return Waited(pod.condition_reason, pod.condition_message)
+    return None
 
 
 def attempt_ended(pod: PodRecord) -> bool:

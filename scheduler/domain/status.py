@@ -5,8 +5,9 @@ Pure: the same records always give the same status, so statuses are cached and t
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from scheduler.backends.base import (
@@ -15,13 +16,14 @@ from scheduler.backends.base import (
     ContainerState,
     JobRecord,
     PodRecord,
+    Waited,
     attempt_order,
+    waiting_for,
 )
 from scheduler.models import JobStatus, JobStatusEnum, PodStatus, ReplicaStatus, ReplicaStatusEnum
+from scheduler.models import Waited as WaitedStatus
 from scheduler.models.wire import built, rfc3339
 
-# Waiting reasons that are just a pod starting up, not a problem worth a message.
-_ROUTINE_WAITING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 OUT_OF_MEMORY = "OOMKilled"
 STOPPED = "Stopped"
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -31,6 +33,8 @@ STATUS_MESSAGE_LIMIT_CHARS = 200
 
 
 UNSCHEDULABLE = "Unschedulable"
+# Why a job's first attempt waited when it was held for its start time (`startAfter`).
+HELD = "Held"
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
 # What the scheduler adds after why a pod does not fit: whether evicting others would help.
 _PREEMPTION = re.compile(r"\.?\s+preemption: .*$", re.DOTALL)
@@ -100,15 +104,20 @@ def _pod_problem(pod: PodRecord) -> str | None:
         return None  # not the attempt's own doing: its message says it was stopped
     if state.state == "terminated" and (state.exit_code or state.reason == OUT_OF_MEMORY):
         return _termination_detail(state)
-    if state.state == "waiting" and state.reason and state.reason not in _ROUTINE_WAITING_REASONS:
-        if state.reason in IMAGE_PULL_REASONS:
-            return f"{state.reason}: {image_problem(state.message, pod.image)}"
-        return f"{state.reason}: {state.message}" if state.message else state.reason
-    if state.state == "unknown" and pod.condition_reason and pod.condition_message:
-        if pod.condition_reason == UNSCHEDULABLE:
-            return f"{UNSCHEDULABLE}: {scheduling_problem(pod.condition_message)}"
-        return f"{pod.condition_reason}: {pod.condition_message}"
-    return None
+    waiting = waiting_for(pod)
+    if waiting is None:
+        return None
+    message = _waiting_problem(waiting, pod.image)
+    return f"{waiting.reason}: {message}" if message else waiting.reason
+
+
+def _waiting_problem(waiting: Waited, image: str | None) -> str | None:
+    """What keeps an attempt waiting, in a user's words (after its reason)."""
+    if waiting.reason in IMAGE_PULL_REASONS:
+        return image_problem(waiting.message, image)
+    if waiting.reason == UNSCHEDULABLE and waiting.message:
+        return scheduling_problem(waiting.message)
+    return waiting.message
 
 
 def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
@@ -128,7 +137,48 @@ def _replica_status(pod: PodRecord) -> ReplicaStatusEnum:
     return ReplicaStatusEnum.PENDING
 
 
-def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> PodStatus:
+def _waited(pod: PodRecord, since: datetime | None, held: Waited | None) -> WaitedStatus | None:
+    """Why the attempt waited, from `since` (when it could start) to its container's start: what
+    its record says it waited for last, else why its job was `held`; None while it waits."""
+    waiting = pod.waited or held
+    started = pod.container.started_at
+    if waiting is None or started is None or since is None:
+        return None
+    return built(
+        WaitedStatus,
+        reason=waiting.reason,
+        message=_waiting_problem(waiting, pod.image),
+        seconds=max(0, round((started - since).total_seconds())),
+    )
+
+
+def _waits(
+    attempts: Sequence[PodRecord], since: datetime | None, held: Waited | None = None
+) -> list[WaitedStatus | None]:
+    """Why each of a run's attempts waited: the first from `since` (the run's start), why it
+    was `held` if nothing later; each other from its predecessor's end."""
+    waits = []
+    for attempt in attempts:
+        waits.append(_waited(attempt, since, held))
+        since, held = attempt.container.finished_at, None
+    return waits
+
+
+def _held(job: JobRecord) -> Waited | None:
+    """Why the job's current run waited before its first attempt, when its pods cannot say: it
+    was held for its start time."""
+    begun = job.restarted or job.created
+    if job.start_after is None or begun is None or job.start_after <= begun:
+        return None
+    return Waited(HELD, starts_at(job.start_after))
+
+
+def _pod_status(
+    pod: PodRecord,
+    index: int,
+    stopped: datetime | None = None,
+    waited: WaitedStatus | None = None,
+) -> PodStatus:
     state = pod.container
     problem = _pod_problem(pod)
     replica = _stopped_replica(pod, stopped) if stopped else _replica_status(pod)
@@ -150,6 +200,7 @@ def _pod_status(pod: PodRecord, index: int, stopped: datetime | None = None) -> 
         pod_index=index,
         exit_code=state.exit_code or 0,
         reason=reason,
+        waited=waited,
     )
 
 
@@ -197,8 +248,12 @@ def current_attempts(job: JobRecord, pods: Iterable[PodRecord]) -> list[PodRecor
     earlier = {pod.name for pod in job.previous_attempts}
     current = {pod.name: pod for pod in pods if pod.name not in earlier}
     for kept in job.kept_attempts:
-        if kept.name not in current and kept.name not in earlier:
+        live = current.get(kept.name)
+        if live is None and kept.name not in earlier:
             current[kept.name] = kept
+        elif live is not None and live.waited is None and kept.waited is not None:
+            # Why it waited, kept, which a scheduler that started since has not seen itself.
+            current[kept.name] = dataclasses.replace(live, waited=kept.waited)
     return sorted(current.values(), key=attempt_order)
 
 
@@ -271,10 +326,21 @@ def derive_status(job: JobRecord, pods: Iterable[PodRecord]) -> JobStatus:
         failed=job.failed,
         restart=rfc3339(job.restarted),
         pod_statuses=[
-            *(_pod_status(pod, index) for index, pod in enumerate(previous)),
             *(
-                _pod_status(pod, len(previous) + index, stopped)
-                for index, pod in enumerate(ordered)
+                _pod_status(pod, index, waited=waited)
+                for index, (pod, waited) in enumerate(
+                    zip(previous, _waits(previous, job.created), strict=True)
+                )
+            ),
+            *(
+                _pod_status(pod, len(previous) + index, stopped, waited)
+                for index, (pod, waited) in enumerate(
+                    zip(
+                        ordered,
+                        _waits(ordered, job.restarted or job.created, _held(job)),
+                        strict=True,
+                    )
+                )
             ),
         ],
     )

@@ -289,8 +289,60 @@ class ReplicaStatus(Wire):
     status: ReplicaStatusEnum = Field(description="Status of the container")
 
 
+class Waited(Wire):
+    """Why an attempt waited before its container started (ours: see `_declare_waited`)."""
+
+    reason: str
+    message: str | None = None
+    seconds: Int64
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def _declare_waited(schema: dict[str, Any]) -> None:
+    """`waited` is ours: declared beside Radix's fields, in the extension generators ignore, so a
+    client generated from Radix's spec keeps exactly Radix's PodStatus."""
+    schema[EXTENSION] = {
+        "waited": {
+            "type": "object",
+            "description": "Why the attempt waited before its container started, as last seen: "
+            "no node had room, its image could not be pulled, its start time (startAfter), its "
+            "place in the local backend's line. Absent when it waited for nothing worth telling "
+            "(or, on Kubernetes, the scheduler restarted after the attempt started and before "
+            "it was kept), and while the attempt still waits (statusMessage says why).",
+            "required": ["reason", "seconds"],
+            "properties": {
+                "reason": {
+                    "type": "string",
+                    "description": "CamelCase: Unschedulable, ImagePullBackOff, Held (its "
+                    "startAfter), Queued (the local backend's line), ...",
+                    "example": "Unschedulable",
+                },
+                "message": {
+                    "type": "string",
+                    "example": "0/3 nodes are available: 3 Insufficient memory",
+                },
+                "seconds": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "How long it waited: from the job's creation (or restart) "
+                    "for its first attempt, from the previous attempt's end for another, to its "
+                    "container's start",
+                    "example": 12,
+                },
+            },
+        }
+    }
+    ours = f"This scheduler may also answer the fields declared in `{EXTENSION}`."
+    schema["description"] = f"{schema['description']}\n\n{ours}"
+
+
 class PodStatus(Timestamps):
     """PodStatus contains details for the current status of the job's pods."""
+
+    model_config = ConfigDict(json_schema_extra=_declare_waited)
 
     name: str = Field(description="Pod name")
     created: Time | None = Field(default=None, description="Created timestamp")
@@ -331,6 +383,7 @@ class PodStatus(Timestamps):
         default=None,
         description="A brief CamelCase reason why the pod is in this phase",
     )
+    waited: SkipJsonSchema[Waited | None] = None
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -238,9 +238,26 @@ def test_a_request_body_declares_start_after_and_waiting_timeout_beside_radix_fi
     assert OUR_FIELDS in definition["description"], "its prose points to them"
 
 
-def test_only_request_bodies_and_status_declare_fields_of_ours() -> None:
+def test_only_request_bodies_status_and_pod_status_declare_fields_of_ours() -> None:
     declaring = {name for name, d in OURS["definitions"].items() if OUR_FIELDS in d}
-    assert declaring == {"JobScheduleDescription", "BatchScheduleDescription", "Status"}
+    assert declaring == {
+        "JobScheduleDescription",
+        "BatchScheduleDescription",
+        "Status",
+        "PodStatus",
+    }
+
+
+def test_pod_status_declares_why_an_attempt_waited_beside_radix_fields() -> None:
+    definition = OURS["definitions"]["PodStatus"]
+    waited = definition[OUR_FIELDS]["waited"]
+    assert {field: _shape(schema) for field, schema in waited["properties"].items()} == {
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "seconds": {"type": "integer", "format": "int64"},
+    }
+    assert "waited" not in definition["properties"], "a generated client would see it"
+    assert OUR_FIELDS in definition["description"], "its prose points to it"
 
 
 def test_status_declares_the_causes_of_a_payload_schema_422_beside_radix_fields() -> None:

@@ -82,11 +82,12 @@ def kept_summary(
     usage: Usage | None = None,
 ) -> str:
     """The annotation that keeps `pod`'s attempt, merged with what the record `known` keeps of
-    it: the better log, the later state, and the larger figures of what it used (`usage`, as
-    sampled, and what is kept). An attempt the scheduler ends by a stop ends Stopped at
-    `stopped_at` (its pod's own end, if it comes, only adds the exit code). What is kept
-    stands for the attempt once its pod is gone: one whose end was not seen ended then, Deleted
-    (as of `now`, unless a later sight of its pod says how it ended)."""
+    it: the better log, the later state, the larger figures of what it used (`usage`, as
+    sampled, and what is kept), and why it waited to start (as `pod` says, else as kept). An
+    attempt the scheduler ends by a stop ends Stopped at `stopped_at` (its pod's own end, if it
+    comes, only adds the exit code). What is kept stands for the attempt once its pod is gone:
+    one whose end was not seen ended then, Deleted (as of `now`, unless a later sight of its pod
+    says how it ended)."""
     state = pod.container
     was_stopped = known is not None and known.container.reason == STOPPED
     if not attempt_ended(pod) and known is not None:
@@ -112,7 +113,9 @@ def kept_summary(
         usage = usage.merged(known.usage if known is not None else None)
     elif known is not None:
         usage = known.usage
-    summary = attempt_summary(dataclasses.replace(pod, container=state, usage=usage))
+    # Why it waited: as seen (by this replica, since it started), else as kept (by another).
+    waited = pod.waited or (known.waited if known is not None else None)
+    summary = attempt_summary(dataclasses.replace(pod, container=state, usage=usage, waited=waited))
     summary["kept"] = level
     return json.dumps(summary, separators=(",", ":"), sort_keys=True)
 

@@ -240,10 +240,11 @@ class KubernetesBackend:
         if kind is Kind.JOB:
             self._keeper.jobs_listed(r for r in records if isinstance(r, JobRecord))
             return
-        pods = [record for record in records if isinstance(record, PodRecord)]
-        for record in pods:
-            self._keeper.pod_seen(record, deleted=False)
-        self._usage.pods_listed(pods)
+        # The pods as the keeper hands them back: with why they waited, as it saw them wait.
+        for index, record in enumerate(records):
+            if isinstance(record, PodRecord):
+                records[index] = self._keeper.pod_seen(record, deleted=False)
+        self._usage.pods_listed([r for r in records if isinstance(r, PodRecord)])
 
     async def watch_records(self, kind: Kind, resource_version: str) -> AsyncIterator[WatchEvent]:
         async for event in self._api.watch(_RESOURCE_OF[kind], self._selector, resource_version):
@@ -272,6 +273,6 @@ class KubernetesBackend:
             if kind_of_event == "DELETED":
                 self._usage.job_gone(record.name)
         else:
-            self._keeper.pod_seen(record, deleted=kind_of_event == "DELETED")
+            record = self._keeper.pod_seen(record, deleted=kind_of_event == "DELETED")
             self._usage.pod_seen(record, deleted=kind_of_event == "DELETED")
         return WatchEvent(kind_of_event, version, record)

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +27,10 @@ from scheduler.backends.base import (
     OpenLog,
     PodRecord,
     Usage,
+    Waited,
     attempt_ended,
     attempt_started,
+    waiting_for,
 )
 from scheduler.backends.kubernetes import attempts
 from scheduler.backends.kubernetes.attempts import KeptLog
@@ -101,6 +103,9 @@ class AttemptKeeper:
         # What the watch says the records keep, to leave alone what is kept already.
         self._jobs: dict[str, _Job] = {}
         self._due: dict[str, _Due] = {}
+        # By pod name: its job, and why it waited last before its container started, as seen;
+        # held while the pod is there (its summary keeps it from the time it is kept).
+        self._waited: dict[str, tuple[str, Waited]] = {}
         self._busy: set[str] = set()
         self._wake = asyncio.Event()
         self._jobs_listed = asyncio.Event()
@@ -120,11 +125,19 @@ class AttemptKeeper:
 
     def jobs_listed(self, records: Iterable[JobRecord]) -> None:
         self._jobs = {}
+        listed = set()
         for record in records:
+            listed.add(record.name)
             self.job_seen(record, deleted=False)
+        # Pods whose deletion a reconnecting watch did not see: their jobs are gone too.
+        self._waited = {pod: seen for pod, seen in self._waited.items() if seen[0] in listed}
         self._jobs_listed.set()
 
     def job_seen(self, record: JobRecord, *, deleted: bool) -> None:
+        if deleted:
+            gone = [pod for pod, (job, _) in self._waited.items() if job == record.name]
+            for pod in gone:
+                del self._waited[pod]
         if not self.enabled:
             return  # nothing is kept: nothing to know of what is
         if deleted:
@@ -135,19 +148,40 @@ class AttemptKeeper:
             frozenset(attempt.name for attempt in record.previous_attempts),
         )
 
-    def pod_seen(self, pod: PodRecord, *, deleted: bool) -> None:
+    def pod_seen(self, pod: PodRecord, *, deleted: bool) -> PodRecord:
+        """Note the pod as the watch sees it; return it as the view should hold it: once its
+        container has started, with why it waited before, as seen (a pod's status forgets)."""
+        pod = self._waiting_seen(pod, deleted=deleted)
         if not self.enabled or not pod.job_name or not attempt_started(pod):
-            return  # a pod that never ran is no attempt to keep
+            return pod  # a pod that never ran is no attempt to keep
         job = self._jobs.get(pod.job_name)
         if job is not None and pod.name in job.previous:
-            return
+            return pod
         kept = job.kept.get(pod.name) if job is not None else None
         if kept == "final":
-            return
+            return pod
         # A pod's last state (that of its deletion too) may say how it ended, if nothing did.
         if attempt_ended(pod) or (kept is None and (deleted or pod.deleting)):
             self._due[pod.name] = _Due(pod.job_name, pod, gone=deleted)
             self._wake.set()
+        return pod
+
+    def _waiting_seen(self, pod: PodRecord, *, deleted: bool) -> PodRecord:
+        if not attempt_started(pod):
+            if (waiting := waiting_for(pod)) is not None:
+                self._waited[pod.name] = (pod.job_name, waiting)
+        else:
+            pod = self.with_waited(pod)
+        if deleted:
+            self._waited.pop(pod.name, None)
+        return pod
+
+    def with_waited(self, pod: PodRecord) -> PodRecord:
+        """`pod` with why it waited before its container started, as seen, if it says nothing."""
+        seen = self._waited.get(pod.name)
+        if seen is None or pod.waited is not None or not attempt_started(pod):
+            return pod
+        return replace(pod, waited=seen[1])
 
     async def _run(self) -> None:
         await self._jobs_listed.wait()
@@ -208,6 +242,7 @@ class AttemptKeeper:
         its result and its status. `stopped_at`: a stop ends it now."""
         if not attempt_started(pod):
             return  # never ran: no attempt to keep
+        pod = self.with_waited(pod)  # read off the API (a stop, a restart), not from the watch
         # A pod being deleted may be gone in a moment, its log with it: its log is read at once,
         # alongside the Job. Any other is read once the Job says it is not kept yet.
         early = not gone and (pod.deleting or stopped_at is not None)

@@ -16,6 +16,7 @@ from scheduler.backends.base import (
     Kept,
     PodRecord,
     Usage,
+    Waited,
     attempt_order,
 )
 from scheduler.backends.kubernetes.manifests import (
@@ -44,6 +45,8 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 _RUNTIME_REASONS = frozenset({"StartError", "ContainerCannotRun"})
 # A previous attempt keeps this much of its message: what a status shows of it (and no result).
 PREVIOUS_MESSAGE_CHARS = 256
+# And of why it waited: room for a scheduler's reasons on a few kinds of node.
+WAITED_MESSAGE_CHARS = 512
 _STATES: dict[Any, Literal["waiting", "running", "terminated"]] = {
     "waiting": "waiting",
     "running": "running",
@@ -245,8 +248,25 @@ def attempt_summary(pod: PodRecord) -> dict[str, Any]:
         "imageID": pod.image_id,
         "restartCount": pod.restart_count,
         "usage": _usage_summary(pod.usage),
+        "waited": _waited_summary(pod.waited),
     }
     return {key: value for key, value in summary.items() if value is not None}
+
+
+def _waited_summary(waited: Waited | None) -> dict[str, str] | None:
+    if waited is None:
+        return None
+    if waited.message is None:
+        return {"reason": waited.reason}
+    return {"reason": waited.reason, "message": waited.message[:WAITED_MESSAGE_CHARS]}
+
+
+def _kept_waited(summary: Any) -> Waited | None:
+    """Why an attempt waited, as its record keeps it; None when it keeps nothing readable."""
+    if not isinstance(summary, dict) or not isinstance(reason := summary.get("reason"), str):
+        return None
+    message = summary.get("message")
+    return Waited(_shared(reason), message if isinstance(message, str) else None)
 
 
 def _usage_summary(usage: Usage | None) -> dict[str, Any] | None:
@@ -299,6 +319,7 @@ def _previous_attempt(summary: dict[str, Any]) -> PodRecord:
         image_id=_shared(summary.get("imageID")),
         kept=_KEPT.get(summary.get("kept"), "status"),
         usage=_kept_usage(summary.get("usage")),
+        waited=_kept_waited(summary.get("waited")),
     )
 
 

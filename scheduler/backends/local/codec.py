@@ -17,6 +17,7 @@ from scheduler.backends.base import (
     PortSpec,
     RuntimeSpec,
     Usage,
+    Waited,
 )
 from scheduler.backends.local.schema import Attempt, StoredJob
 
@@ -63,6 +64,9 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         version=row["version"],
         result=row["result"],
         usage=_usage(row),
+        waited=Waited(row["waited_reason"], row["waited_message"])
+        if row["waited_reason"] is not None
+        else None,
     )
 
 

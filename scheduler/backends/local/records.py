@@ -85,4 +85,5 @@ def pod_record(job: StoredJob, attempt: Attempt) -> PodRecord:
         usage=attempt.usage,
         image=job.request.image,
         result=attempt.result,
+        waited=attempt.waited,
     )

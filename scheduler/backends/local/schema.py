@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal, TypedDict, get_args
 
-from scheduler.backends.base import JobRequest, Usage
+from scheduler.backends.base import JobRequest, Usage, Waited
 from scheduler.backends.local.files import own_file
 from scheduler.errors import ConfigError
 
@@ -99,6 +99,11 @@ MIGRATIONS: Final = (
     ALTER TABLE attempts ADD COLUMN cpu_seconds REAL;
     ALTER TABLE attempts ADD COLUMN usage_samples INTEGER;
     """,
+    # 5: why an attempt waited before it started (`Waited`), NULL for nothing worth telling.
+    """
+    ALTER TABLE attempts ADD COLUMN waited_reason TEXT;
+    ALTER TABLE attempts ADD COLUMN waited_message TEXT;
+    """,
 )
 
 
@@ -157,6 +162,7 @@ class Attempt:
     version: int
     result: str | None = None  # what it wrote to its RADIX_RESULT_PATH (the last 4 KiB)
     usage: Usage | None = None  # what it used, once it has ended (if it was measured)
+    waited: Waited | None = None  # why it waited before it started (its job's place in line)
 
 
 class JobChanges(TypedDict, total=False):

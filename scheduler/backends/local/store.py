@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, TypeVar, Unpack
 
-from scheduler.backends.base import BatchRequest, JobRequest, Usage
+from scheduler.backends.base import BatchRequest, JobRequest, Usage, Waited
 from scheduler.backends.local.codec import attempt_from_row, job_from_row, request_to_json, to_text
 from scheduler.backends.local.files import (
     check_name,
@@ -284,10 +284,17 @@ class LocalStore:
     # -- attempts -----------------------------------------------------------------------------
 
     async def start_attempt(
-        self, name: str, *, now: datetime, pid: int | None, log_path: Path | None = None
+        self,
+        name: str,
+        *,
+        now: datetime,
+        pid: int | None,
+        log_path: Path | None = None,
+        waited: Waited | None = None,
     ) -> Attempt:
         """A new attempt (the next `idx`), its log dir made. `log_path` defaults to
-        `log_path(name, idx)`; with `pid=None` it is not started yet (see `record_start`)."""
+        `log_path(name, idx)`; with `pid=None` it is not started yet (see `record_start`).
+        `waited`: why the job waited before it."""
 
         def starting(conn: sqlite3.Connection) -> Attempt:
             if not exists(conn, "jobs", name):
@@ -297,8 +304,8 @@ class LocalStore:
             make_dir(self._log_dir(name))
             make_dir(self._result_dir(name))
             row = conn.execute(
-                "INSERT INTO attempts (job, idx, created, started, pid, log_path, version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "INSERT INTO attempts (job, idx, created, started, pid, log_path, version,"
+                " waited_reason, waited_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     name,
                     idx,
@@ -307,6 +314,8 @@ class LocalStore:
                     pid,
                     str(log_path or self.log_path(name, idx)),
                     next_value(conn, "version"),
+                    waited.reason if waited else None,
+                    waited.message if waited else None,
                 ),
             ).fetchall()[0]
             return attempt_from_row(row)

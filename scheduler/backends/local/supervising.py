@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
+from scheduler.backends.base import Waited
 from scheduler.backends.local import launching, runner
 from scheduler.backends.local.changes import Listing
 from scheduler.backends.local.failures import judge
@@ -38,6 +39,8 @@ MAX_RETRY_BACKOFF_SECONDS: Final = 60.0
 # would end the supervisor) a limit is none.
 MAX_TIME_LIMIT_SECONDS: Final = 100 * 365 * 24 * 3600
 SHUTDOWN_MESSAGE: Final = "the scheduler was shut down while the job ran"
+# Why a job waited for a free slot (its place in line the message), kept with its first attempt.
+QUEUED: Final = "Queued"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +158,9 @@ class Supervisor:
         failed attempts that count are written down as they come."""
         name = job.name
         failures = job.failed_attempts
+        # Its place in line as the queue last told it (a job held for its start time is told
+        # none: that wait is the job's own, which its record shows).
+        waited = Waited(QUEUED, job.waiting_reason) if job.waiting_reason else None
         while True:
             if self._closing:
                 return SCHEDULER_STOPPED
@@ -164,7 +170,8 @@ class Supervisor:
             if remaining <= 0:
                 await self._store.update_job(name, failed_attempts=failures)
                 return DEADLINE_EXCEEDED
-            outcome = await self._attempt(job, remaining)
+            outcome = await self._attempt(job, remaining, waited)
+            waited = None  # a retry waits for its back-off only
             if self._closing:
                 return SCHEDULER_STOPPED
             if outcome.reason == "Stopped":
@@ -187,9 +194,12 @@ class Supervisor:
         await self._store.update_job(name, **ending.changes(self._clock()))
         await self._listing.refresh(name)
 
-    async def _attempt(self, job: StoredJob, remaining: float) -> runner.Outcome:
-        """One attempt, from its row to its end, written down; `remaining`: its time limit."""
-        row = await self._store.start_attempt(job.name, now=self._clock(), pid=None)
+    async def _attempt(
+        self, job: StoredJob, remaining: float, waited: Waited | None
+    ) -> runner.Outcome:
+        """One attempt, from its row to its end, written down; `remaining`: its time limit,
+        `waited`: why the job waited before it."""
+        row = await self._store.start_attempt(job.name, now=self._clock(), pid=None, waited=waited)
         result_path = self._store.result_path(job.name, row.idx)
         launch = self._launcher.prepare(job, result_path)
         paths = [result_path.parent]

@@ -1,6 +1,6 @@
 """What a job's attempt record keeps, pure (scheduler/backends/kubernetes/attempts.py): the tail
 of a log, the log as served, the ConfigMap's patches within its size, the status a Job's
-annotation keeps of an attempt and the annotation's patches."""
+annotation keeps of an attempt (why it waited to start too) and the annotation's patches."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.backends.base import ContainerState, Identity, Kept, PodRecord
+from scheduler.backends.base import ContainerState, Identity, Kept, PodRecord, Waited
 from scheduler.backends.kubernetes.attempts import (
     DELETED,
     MAX_KEPT_ATTEMPTS,
@@ -30,6 +30,7 @@ from scheduler.backends.kubernetes.attempts import (
     record_patch,
     served,
 )
+from scheduler.backends.kubernetes.records import WAITED_MESSAGE_CHARS
 from tests.factories import JSON, at, pod_record
 
 IDENTITY = Identity(app="myapp", environment="dev", component="compute", namespace="myapp-dev")
@@ -350,6 +351,66 @@ def test_a_later_sight_of_a_pod_still_running_changes_nothing_kept() -> None:
 def test_how_much_is_kept_never_goes_down(before: Kept, now: Kept, kept: Kept) -> None:
     earlier = known(summary(RUNNING, before, stopped_at=at(10)))
     assert summary(RUNNING, now, known=earlier)["kept"] == kept
+
+
+NO_ROOM = Waited("Unschedulable", "0/1 nodes are available: 1 Insufficient cpu.")
+
+
+def test_why_an_attempt_waited_is_kept_with_it_and_read_back() -> None:
+    kept = summary(dataclasses.replace(RUNNING, waited=NO_ROOM), "partial", stopped_at=at(10))
+    assert kept["waited"] == {
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient cpu.",
+    }
+    assert known(kept).waited == NO_ROOM
+
+
+def test_an_attempt_that_waited_for_nothing_worth_telling_keeps_no_reason() -> None:
+    kept = summary(RUNNING, "partial", stopped_at=at(10))
+    assert "waited" not in kept
+    assert known(kept).waited is None
+
+
+def test_a_reason_without_a_message_is_kept_as_a_reason() -> None:
+    kept = summary(
+        dataclasses.replace(RUNNING, waited=Waited("CreateContainerError")), "status", now=at(30)
+    )
+    assert kept["waited"] == {"reason": "CreateContainerError"}
+    assert known(kept).waited == Waited("CreateContainerError")
+
+
+def test_a_long_message_of_why_an_attempt_waited_is_kept_cut() -> None:
+    long = Waited("Unschedulable", "x" * (WAITED_MESSAGE_CHARS + 100))
+    kept = summary(dataclasses.replace(RUNNING, waited=long), "status", now=at(30))
+    assert kept["waited"]["message"] == "x" * WAITED_MESSAGE_CHARS
+
+
+def test_a_keeper_that_did_not_see_the_wait_keeps_the_reason_another_kept() -> None:
+    # Another replica (or this one before it restarted) saw the pod wait and kept it stopped.
+    earlier = known(
+        summary(dataclasses.replace(RUNNING, waited=NO_ROOM), "partial", stopped_at=at(10))
+    )
+    done = dataclasses.replace(
+        RUNNING,
+        phase="Failed",
+        container=ContainerState(
+            "terminated", reason="Error", exit_code=143, started_at=at(2), finished_at=at(11)
+        ),
+    )
+    assert summary(done, "final", known=earlier)["waited"]["reason"] == "Unschedulable"
+
+
+def test_the_reason_seen_last_replaces_one_kept_before() -> None:
+    pulled = Waited("ImagePullBackOff", 'Back-off pulling image "x"')
+    earlier = known(summary(dataclasses.replace(RUNNING, waited=NO_ROOM), "status", now=at(30)))
+    kept = summary(dataclasses.replace(RUNNING, waited=pulled), "status", known=earlier)
+    assert known(kept).waited == pulled
+
+
+@pytest.mark.parametrize("text", [{"reason": 3}, {"message": "no reason"}, "Unschedulable"])
+def test_an_unreadable_reason_kept_is_none(text: Any) -> None:
+    kept = {**summary(RUNNING, "status", now=at(30)), "waited": text}
+    assert known(kept).waited is None
 
 
 # -- the annotation's patches -----------------------------------------------------------------

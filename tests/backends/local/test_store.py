@@ -21,6 +21,7 @@ from scheduler.backends.base import (
     JobRequest,
     NodeSpec,
     RuntimeSpec,
+    Waited,
 )
 from scheduler.backends.local.codec import request_from_json, request_to_json
 from scheduler.backends.local.schema import MIGRATIONS, JobChanges
@@ -265,6 +266,39 @@ async def test_attempts_are_numbered_and_their_log_dir_is_made(
     running = await store.record_start("compute-1", 1, now=LATER, pid=200)
     assert (running.pid, running.started, running.created) == (200, LATER, LATER)
     assert await store.attempts("compute-1") == [done, running]
+
+
+async def test_an_attempt_keeps_why_its_job_waited_before_it_also_once_reopened(
+    state_dir: Path,
+) -> None:
+    queued = Waited("Queued", "2nd in line; 4 running at most")
+    async with LocalStore(state_dir) as store:
+        await store.add_job(request("compute-1"), NOW)
+        first = await store.start_attempt("compute-1", now=NOW, pid=None, waited=queued)
+        await store.record_start("compute-1", 0, now=LATER, pid=100)
+        await store.finish_attempt(
+            "compute-1", 0, now=LATER, exit_code=1, reason="Error", message=None
+        )
+        retry = await store.start_attempt("compute-1", now=LATER, pid=200)
+        assert (first.waited, retry.waited) == (queued, None)
+    async with LocalStore(state_dir) as store:
+        assert [a.waited for a in await store.attempts("compute-1")] == [queued, None]
+
+
+def state_of_schema(state_dir: Path, version: int) -> None:
+    """A state dir as a scheduler of schema `version` left it, with no job yet."""
+    state_dir.mkdir()
+    conn = sqlite3.connect(state_dir / "state.sqlite3")
+    conn.executescript("".join(MIGRATIONS[:version]) + f"PRAGMA user_version = {version};")
+    conn.close()
+
+
+async def test_a_state_file_of_schema_4_gains_why_attempts_waited(state_dir: Path) -> None:
+    state_of_schema(state_dir, 4)
+    async with LocalStore(state_dir) as store:
+        await store.add_job(request("compute-1"), NOW)
+        await store.start_attempt("compute-1", now=NOW, pid=100, waited=Waited("Queued"))
+        assert [a.waited for a in await store.attempts("compute-1")] == [Waited("Queued")]
 
 
 async def test_finishing_an_attempt_twice_is_a_conflict(store: LocalStore) -> None:
