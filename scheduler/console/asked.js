@@ -62,7 +62,8 @@ export function askedPanel(target) {
 }
 
 /** "When and why": the attempts over the job's life, and the reasons it waited (its request's
- *  start time, what the scheduler said while it waited, seen on this page or now). */
+ *  start time, why each attempt waited as the job keeps it, and what the scheduler says of an
+ *  attempt still waiting, seen on this page or now). */
 export function storyPanel(asked) {
   const picture = h("div", { class: "job-timeline" });
   const said = h("p", { id: "story" });
@@ -81,11 +82,17 @@ export function storyPanel(asked) {
     fill(picture, drawn?.picture);
     fill(said, drawn?.words ?? "No attempt yet.");
     const startAfter = asked.request()?.startAfter;
-    const pending = (job.podStatuses ?? []).filter((pod) => !pod.endTime && !pod.startTime &&
+    const pods = job.podStatuses ?? [];
+    const told = pods.filter((pod) => pod.waited);
+    const pending = pods.filter((pod) => !pod.endTime && !pod.startTime &&
       (pod.reason || pod.statusMessage));
     const reasons = [
       startAfter && h("li", {}, "Asked to start after ", time(startAfter), "."),
-      ...seen.map((message) => h("li", {}, message)),
+      ...told.map((pod) => h("li", { "data-attempt": String(pod.podIndex ?? 0) },
+        `Attempt ${pod.podIndex ?? 0} waited ${seconds(pod.waited.seconds)}: ` +
+        [pod.waited.reason, pod.waited.message].filter(Boolean).join(": "))),
+      // What was seen while the job waited, until its attempts tell why they waited themselves.
+      ...(told.length ? [] : seen.map((message) => h("li", {}, message))),
       ...pending.map((pod) => h("li", {}, [pod.reason, pod.statusMessage].filter(Boolean)
         .join(": "))),
     ].filter(Boolean);

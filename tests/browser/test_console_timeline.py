@@ -225,10 +225,11 @@ def test_hovering_a_bar_tells_its_times_exit_code_and_message_and_a_click_opens_
 
 def test_a_job_page_tells_what_was_asked_and_when_and_why(live: Scheduler, page: Page) -> None:
     start_after = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    begin = start_after.isoformat().replace("+00:00", "Z")
     name = live.job(
         {
             "jobId": "told",
-            "startAfter": start_after.isoformat().replace("+00:00", "Z"),
+            "startAfter": begin,
             "timeLimitSeconds": 3600,
             "backoffLimit": 1,
             "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}},
@@ -236,10 +237,15 @@ def test_a_job_page_tells_what_was_asked_and_when_and_why(live: Scheduler, page:
             "payload": "do not show me",
         }
     )["name"]
+    job = ended(live, f"/jobs/{name}")
+    # Opened once the job has ended: why it waited is what the job keeps, not what this page saw.
     page.goto(f"{live.url}/console/#/jobs/{name}")
     why = page.locator("#why-waited")
     expect(why).to_contain_text("Asked to start after")
-    job = ended(live, f"/jobs/{name}")
+    waited = job["podStatuses"][0]["waited"]
+    expect(why.locator("li[data-attempt]")).to_have_text(
+        [f"Attempt 0 waited {waited['seconds']} s: Held: starts at {begin}"]
+    )
 
     asked = page.locator("#asked")
     expect(asked).to_contain_text("busybox:1.36")
