@@ -35,12 +35,12 @@ from typing import Any
 
 import aiohttp
 import yaml
+from procs import until_ready
 
 # Run as a script, `bench` is this directory's bench.py: its process and RSS helpers.
 from bench import (
     HOST,
     RADIXCONFIG,
-    START_TIMEOUT_SECONDS,
     BenchError,
     free_port,
     rss_mib,
@@ -294,15 +294,7 @@ async def measure(args: argparse.Namespace, port: int, pid: int, server: ApiServ
     watching = asyncio.create_task(watching_readiness(server, ready_at))
     try:
         async with aiohttp.ClientSession(base_url) as http:
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get("/readyz") as response:
-                        if response.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise BenchError("the scheduler did not become ready")
-                await asyncio.sleep(0.1)
+            await until_ready(http)
             scheduler = Scheduler(http, base_url, pid, ready_at)
             # Warm-up: the first job's events take the code paths once, with one subscriber.
             await phase(scheduler, 1, 1)

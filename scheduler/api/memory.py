@@ -1,5 +1,5 @@
 """What request bodies may hold of the scheduler's memory at once. A POST's body, its parsed
-payload and the payload's bytes are all in memory until its create is done (about three times
+payload and the payload's bytes are all in memory until its create is done (three to four times
 the body), and payloads may be 64 MiB: so bodies above a small size share a budget of bytes, and
 one that does not fit waits its turn (first come, first served) before its body is read. Small
 bodies, which are most, never wait."""
