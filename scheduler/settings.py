@@ -104,7 +104,7 @@ class GivenSettings(BaseModel, frozen=True, extra="forbid", validate_by_name=Tru
     max_payload_bytes: Annotated[int, Field(ge=1, le=MAX_PAYLOAD_BYTES_LIMIT)] = _setting(
         "--max-payload-bytes", "SCHEDULER_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES
     )
-    # The request bodies above 256 KiB held at once (with their payloads, about three times as
+    # The request bodies above 256 KiB held at once (with their payloads, three to four times as
     # much memory); a larger one waits until it is alone.
     body_budget_bytes: Annotated[int, Field(ge=1024 * 1024)] = _setting(
         "--body-budget-bytes", "SCHEDULER_BODY_BUDGET_BYTES", DEFAULT_BODY_BUDGET_BYTES
