@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from scheduler.api.bodies import JSON, create_response, json_response, parse_body
+from scheduler.api.bodies import create_response, json_bytes, json_response, parse_body
 from scheduler.api.keys import BATCHES, IDEMPOTENCY, WAITING
 from scheduler.api.memory import read_body
 from scheduler.api.waits import after_waiting
@@ -32,7 +32,7 @@ async def create_batch(request: web.Request) -> web.Response:
 
 async def get_batches(request: web.Request) -> web.Response:
     body = _BATCH_LIST.dump_json(request.app[BATCHES].statuses(), by_alias=True)
-    return web.Response(body=body, content_type=JSON)
+    return json_bytes(body)
 
 
 async def get_batch(request: web.Request) -> web.Response:

@@ -50,8 +50,23 @@ def parse_body(raw: bytes | bytearray, model: type[Body], what: str) -> Body | N
         raise InvalidError(f"{what} is invalid: {problems}") from exc
 
 
+class SentOnce(web.Response):
+    """A response that lets go of its body once it is sent. aiohttp's connection keeps its
+    last request and response until the next request comes, so each idle keep-alive
+    connection would hold the last answer it carried: at 10,000 jobs a job list is 6 MB."""
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        await super().write_eof(data)
+        self.body = None
+
+
+def json_bytes(body: bytes) -> web.Response:
+    """A JSON answer made already."""
+    return SentOnce(body=body, content_type=JSON)
+
+
 def json_response(model: BaseModel) -> web.Response:
-    return web.Response(body=model.model_dump_json(by_alias=True), content_type=JSON)
+    return json_bytes(model.model_dump_json(by_alias=True).encode())
 
 
 async def create_response(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api.bodies import JSON, create_response, json_response, parse_body
+from scheduler.api.bodies import create_response, json_bytes, json_response, parse_body
 from scheduler.api.keys import IDEMPOTENCY, SERVICE, WAITING
 from scheduler.api.memory import read_body
 from scheduler.api.waits import after_waiting
@@ -26,7 +26,7 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_jobs(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[SERVICE].list_json(), content_type=JSON)
+    return json_bytes(request.app[SERVICE].list_json())
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -34,7 +34,7 @@ async def get_job(request: web.Request) -> web.Response:
     return await after_waiting(
         request,
         lambda seconds: request.app[WAITING].job(name, seconds),
-        lambda: web.Response(body=request.app[SERVICE].get_json(name), content_type=JSON),
+        lambda: json_bytes(request.app[SERVICE].get_json(name)),
     )
 
 

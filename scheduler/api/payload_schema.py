@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from scheduler.api.bodies import JSON, json_response, parse_body
+from scheduler.api.bodies import json_bytes, json_response, parse_body
 from scheduler.api.keys import SERVICE, SETTINGS
 from scheduler.api.memory import read_body
 from scheduler.errors import NotFoundError
@@ -18,7 +18,7 @@ async def get_payload_schema(request: web.Request) -> web.Response:
     definition = request.app[SETTINGS].definition
     if definition.payload_schema is None:
         raise NotFoundError(f"job {definition.name} has no payload schema")
-    return web.Response(body=orjson.dumps(definition.payload_schema.document), content_type=JSON)
+    return json_bytes(orjson.dumps(definition.payload_schema.document))
 
 
 async def check_payload(request: web.Request) -> web.Response:

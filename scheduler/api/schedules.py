@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from scheduler.api.bodies import JSON
+from scheduler.api.bodies import json_bytes
 from scheduler.api.keys import SCHEDULES
 from scheduler.models.schedules import ScheduleStatus
 
@@ -14,4 +14,4 @@ _SCHEDULE_LIST = TypeAdapter(list[ScheduleStatus])
 
 async def get_schedules(request: web.Request) -> web.Response:
     body = _SCHEDULE_LIST.dump_json(request.app[SCHEDULES].statuses(), by_alias=True)
-    return web.Response(body=body, content_type=JSON)
+    return json_bytes(body)
