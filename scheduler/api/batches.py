@@ -7,13 +7,15 @@ from pydantic import TypeAdapter
 
 from scheduler.api.bodies import create_response, json_bytes, json_response, parse_body
 from scheduler.api.keys import BATCHES, IDEMPOTENCY, WAITING
-from scheduler.api.memory import read_body
+from scheduler.api.memory import give_back_memory, read_body
 from scheduler.api.waits import after_waiting
 from scheduler.domain.batches import EMPTY_BATCH
 from scheduler.errors import InvalidError
 from scheduler.models import BatchScheduleDescription, BatchStatus
 
 _BATCH_LIST = TypeAdapter(list[BatchStatus])
+# A batch of this many jobs or more leaves enough freed memory to be worth giving back.
+LARGE_BATCH_JOBS = 100
 
 
 async def create_batch(request: web.Request) -> web.Response:
@@ -22,12 +24,17 @@ async def create_batch(request: web.Request) -> web.Response:
     )
     if description is None:
         raise InvalidError(EMPTY_BATCH)
-    return await create_response(
-        request,
-        description,
-        create=request.app[BATCHES].create,
-        create_with_key=request.app[IDEMPOTENCY].create_batch,
-    )
+    try:
+        return await create_response(
+            request,
+            description,
+            create=request.app[BATCHES].create,
+            create_with_key=request.app[IDEMPOTENCY].create_batch,
+        )
+    finally:
+        if len(description.job_schedule_descriptions) >= LARGE_BATCH_JOBS:
+            # Its manifests and answers were tens of MB, now free: the heap gives them back.
+            give_back_memory()
 
 
 async def get_batches(request: web.Request) -> web.Response:
