@@ -16,7 +16,11 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, SecretStr,
 from pydantic.fields import FieldInfo
 
 from scheduler.errors import ConfigError
-from scheduler.models import DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES_LIMIT
+from scheduler.models import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_BYTES_LIMIT,
+    SECRET_CAPACITY_BYTES,
+)
 from scheduler.radixconfig import JobDefinition, load_radixconfig, resolve_job
 
 SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -28,8 +32,6 @@ DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 _BODY_PER_PAYLOAD_BYTE = 2
 _BODY_BESIDE_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_BODY_BUDGET_BYTES = 24 * 1024 * 1024
-# What one Secret holds: a larger payload takes several, and an init container.
-ONE_SECRET_BYTES = 1024 * 1024
 DEFAULT_CREATE_GRACE_SECONDS = 30.0
 DEFAULT_LOG_LIMIT_BYTES = 10 * 1024 * 1024
 # What each job's record keeps on Kubernetes: the tail of each attempt's log, and the most it
@@ -419,7 +421,11 @@ def load_settings(
         definition = definition.model_copy(update={"app": raw.app})
     backend, reason, kubeconfig = _choose_backend(raw, environ)
     max_request_bytes = _max_request_bytes(raw)
-    if backend == "kubernetes" and raw.max_payload_bytes > ONE_SECRET_BYTES and raw.image is None:
+    if (
+        backend == "kubernetes"
+        and raw.max_payload_bytes > SECRET_CAPACITY_BYTES
+        and raw.image is None
+    ):
         raise ConfigError(
             "setting SCHEDULER_MAX_PAYLOAD_BYTES: payloads above 1 MiB need SCHEDULER_IMAGE, "
             "the scheduler's own image, which puts them together in each job's pod"

@@ -26,8 +26,10 @@ from pydantic.json_schema import SkipJsonSchema
 from scheduler.models.wire import Int32, Int64, Time, Timestamps, Wire
 
 _MIB = 1024 * 1024
+# What one Secret holds: a larger payload goes in several, on Kubernetes.
+SECRET_CAPACITY_BYTES = _MIB
 # A payload's limit: Radix's, that of one Secret, unless the operator sets another up to 64 MiB.
-DEFAULT_MAX_PAYLOAD_BYTES = _MIB
+DEFAULT_MAX_PAYLOAD_BYTES = SECRET_CAPACITY_BYTES
 MAX_PAYLOAD_BYTES_LIMIT = 64 * _MIB
 # activeDeadlineSeconds is an int64; past it the API server cannot even read the Job.
 MAX_TIME_LIMIT_SECONDS = 2**63 - 1

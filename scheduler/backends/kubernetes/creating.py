@@ -37,7 +37,6 @@ from scheduler.backends.kubernetes.manifests import (
 )
 from scheduler.backends.kubernetes.payloads import (
     PARTS_IN_FLIGHT,
-    SECRET_CAPACITY_BYTES,
     Assembly,
     is_split,
     parts,
@@ -50,6 +49,7 @@ from scheduler.errors import (
     NotFoundError,
     SchedulerError,
 )
+from scheduler.models import SECRET_CAPACITY_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# What one Secret's data may hold: a payload up to this is one Secret, as it always was.
-SECRET_CAPACITY_BYTES = 1024 * 1024
+from scheduler.models import SECRET_CAPACITY_BYTES
+
 PART_BYTES = 512 * 1024
 # Part Secrets being created at once, across all creations of a scheduler: each holds its
 # part's base64 text (700 KB) while in flight.
