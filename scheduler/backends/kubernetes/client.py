@@ -2,10 +2,11 @@
 
 The official asyncio client (`kubernetes.aio`) loads the configuration (kubeconfig or the pod's
 service account), supplies the credentials (refreshed tokens included) and builds the TLS context.
-The calls themselves are plain HTTP on one aiohttp session: JSON bytes in and out, parsed with
-orjson. The generated API methods would validate every body into the client's models, serialize it
-back and look up proxy settings in a thread on each request; at the rate of a batch of 500 jobs
-that was a third of the scheduler's CPU. API errors become the scheduler's own errors right here.
+The calls themselves are plain HTTP, JSON bytes in and out, parsed with orjson: on the pool of
+`http.py`, and the watches and log streams on an aiohttp session. The generated API methods would
+validate every body into the client's models, serialize it back and look up proxy settings in a
+thread on each request; at the rate of a batch of 500 jobs that was a third of the scheduler's
+CPU. API errors become the scheduler's own errors right here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
@@ -26,6 +28,7 @@ from kubernetes.aio.client import rest as k8s_rest
 from kubernetes.aio.config.config_exception import ConfigException
 from yarl import URL
 
+from scheduler.backends.kubernetes.http import HttpError, HttpPool
 from scheduler.errors import (
     BackendError,
     BackendUnavailableError,
@@ -38,7 +41,6 @@ from scheduler.errors import (
 )
 
 REQUEST_TIMEOUT_SECONDS = 30.0
-_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
 # The server ends each watch after this long (plus jitter, so replicas do not reconnect in step);
 # the client-side timeout must be longer.
 WATCH_SERVER_TIMEOUT_SECONDS = 240
@@ -169,7 +171,7 @@ class KubeApi:
         self._namespace = namespace
         self._kubeconfig = kubeconfig
         self._configuration: Any = configuration
-        self._calls: aiohttp.ClientSession | None = None
+        self._calls: HttpPool | None = None
         self._streams: aiohttp.ClientSession | None = None
         self._options: dict[str, Any] = {}
         self._paths: dict[Resource, str] = {}
@@ -178,25 +180,38 @@ class KubeApi:
     async def start(self) -> None:
         configuration = self._configuration or await load_configuration(self._kubeconfig)
         self._configuration = configuration
-        host = str(configuration.host).rstrip("/")
+        server = URL(str(configuration.host))
+        # A host may carry a path: an API server behind a gateway (Rancher's, say).
+        prefix = server.path.rstrip("/")
         self._paths = {
-            resource: f"{host}{_API_GROUP_PATH.get(resource, '/api/v1')}"
+            resource: f"{prefix}{_API_GROUP_PATH.get(resource, '/api/v1')}"
             f"/namespaces/{self._namespace}/{resource.value}"
             for resource in Resource
         }
-        self._pod_metrics_path = f"{host}{METRICS_API_PATH}/namespaces/{self._namespace}/pods"
+        self._pod_metrics_path = f"{prefix}{METRICS_API_PATH}/namespaces/{self._namespace}/pods"
+        self._streams_origin = str(server.origin())
         # The client's own TLS setup: CA bundle, client certificates, verification switches.
         ssl_context = k8s_rest.RESTClientObject(configuration).ssl_context
-        self._options = {"proxy": proxy_for(configuration)}
+        proxy = proxy_for(configuration)
+        self._options = {"proxy": proxy}
         if configuration.proxy_headers:
             self._options["proxy_headers"] = configuration.proxy_headers
         if configuration.tls_server_name:
             self._options["server_hostname"] = configuration.tls_server_name
         headers = {"User-Agent": USER_AGENT, "Accept": JSON}
-        self._calls = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=CONNECTION_POOL_SIZE, ssl=ssl_context),
-            headers=headers,
-        )
+        try:
+            self._calls = HttpPool(
+                server,
+                size=CONNECTION_POOL_SIZE,
+                seconds=REQUEST_TIMEOUT_SECONDS,
+                ssl_context=ssl_context,
+                server_hostname=configuration.tls_server_name or None,
+                proxy=None if proxy is None else URL(proxy),
+                proxy_headers=configuration.proxy_headers,
+                headers=headers,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"the Kubernetes API server {server}: {exc}") from exc
         self._streams = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ssl=ssl_context),
             headers=headers,
@@ -204,9 +219,9 @@ class KubeApi:
         )
 
     async def close(self) -> None:
-        for session in (self._calls, self._streams):
-            if session is not None:
-                await session.close()
+        for pool in (self._calls, self._streams):
+            if pool is not None:
+                await pool.close()
 
     async def _headers(self, content_type: str | None = None) -> dict[str, str]:
         """The credentials, from the client's configuration on each call: it refreshes
@@ -222,7 +237,7 @@ class KubeApi:
     async def _call(
         self,
         method: str,
-        url: str,
+        path: str,
         *,
         params: dict[str, str] | None = None,
         body: Any = None,
@@ -234,33 +249,29 @@ class KubeApi:
         assert self._calls is not None, "KubeApi.start() first"
         data = None if body is None else orjson.dumps(body)
         try:
-            async with self._calls.request(
+            status, answer = await self._calls.request(
                 method,
-                url,
-                params=params,
-                data=data,
+                path if params is None else f"{path}?{urlencode(params)}",
+                body=data,
                 headers=await self._headers(content_type if data is not None else None),
-                timeout=_REQUEST_TIMEOUT,
-                **self._options,
-            ) as response:
-                answer = await response.read()
-                if response.status >= 400:
-                    raise error_for(response.status, answer)
-        except _NETWORK_ERRORS as exc:
+            )
+        except HttpError as exc:
             raise _unreachable(exc) from exc
+        if status >= 400:
+            raise error_for(status, answer)
         if not parsed:
             return {}
         result: dict[str, Any] = parse(answer)
         return result
 
     async def _open(
-        self, url: str, params: dict[str, str], within_seconds: float
+        self, path: str, params: dict[str, str], within_seconds: float
     ) -> aiohttp.ClientResponse:
         """A streamed call's response, open; our errors for an unreachable server or an error."""
         assert self._streams is not None, "KubeApi.start() first"
         try:
             response = await self._streams.get(
-                url,
+                self._streams_origin + path,
                 params=params,
                 headers=await self._headers(),
                 timeout=aiohttp.ClientTimeout(total=within_seconds),
@@ -273,6 +284,11 @@ class KubeApi:
                 raise error_for(response.status, await response.read())
         return response
 
+    def _item(self, resource: Resource, name: str) -> str:
+        """The path of one object. A name may come from a client's request: it is quoted, so
+        that it stays one path segment of one request line."""
+        return f"{self._paths[resource]}/{quote(name, safe='')}"
+
     async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", self._paths[resource], body=body)
 
@@ -282,7 +298,7 @@ class KubeApi:
         await self._call("POST", self._paths[resource], body=body, parsed=False)
 
     async def get(self, resource: Resource, name: str) -> dict[str, Any]:
-        return await self._call("GET", f"{self._paths[resource]}/{name}")
+        return await self._call("GET", self._item(resource, name))
 
     async def find(self, resource: Resource, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none (a GET's 404)."""
@@ -304,7 +320,7 @@ class KubeApi:
         params = None if field_manager is None else {"fieldManager": field_manager}
         return await self._call(
             "PATCH",
-            f"{self._paths[resource]}/{name}",
+            self._item(resource, name),
             params=params,
             body=patch,
             content_type=MERGE_PATCH,
@@ -335,7 +351,7 @@ class KubeApi:
         if preconditions:
             options["preconditions"] = preconditions
         try:
-            await self._call("DELETE", f"{self._paths[resource]}/{name}", body=options)
+            await self._call("DELETE", self._item(resource, name), body=options)
         except ConflictError as exc:
             raise NotFoundError(f"{resource.value} {name} not found: {exc.message}") from exc
 
@@ -397,7 +413,7 @@ class KubeApi:
             params["timestamps"] = "true"
         if tail_lines is not None:
             params["tailLines"] = str(tail_lines)
-        url = f"{self._paths[Resource.PODS]}/{name}/log"
+        url = f"{self._item(Resource.PODS, name)}/log"
         response = await self._open(url, params, LOG_TIMEOUT_SECONDS)
         async with response:
             yield b""
