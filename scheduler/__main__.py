@@ -13,6 +13,7 @@ from aiohttp import web
 
 from scheduler.app import check_startup, create_app
 from scheduler.errors import ConfigError
+from scheduler.heap import return_large_blocks
 from scheduler.logs import configure_logging
 from scheduler.settings import describe_listening, load_settings
 
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         # objects) lives as long as the process: full garbage collections need not walk it each
         # time, which took some 30 ms, a pause any request could meet.
         gc.freeze()
+        return_large_blocks()
         web.run_app(
             app,
             host=settings.host,

@@ -7,10 +7,11 @@ from pydantic import TypeAdapter
 
 from scheduler.api.bodies import create_response, json_bytes, json_response, parse_body
 from scheduler.api.keys import BATCHES, IDEMPOTENCY, WAITING
-from scheduler.api.memory import give_back_memory, read_body
+from scheduler.api.memory import read_body
 from scheduler.api.waits import after_waiting
 from scheduler.domain.batches import EMPTY_BATCH
 from scheduler.errors import InvalidError
+from scheduler.heap import give_back_memory
 from scheduler.models import BatchScheduleDescription, BatchStatus
 
 _BATCH_LIST = TypeAdapter(list[BatchStatus])

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -18,30 +16,11 @@ from aiohttp.typedefs import Handler
 
 from scheduler.api.keys import SETTINGS
 from scheduler.errors import PayloadTooLargeError
+from scheduler.heap import give_back_memory
 
 # Bodies up to this size are read at once: a batch of small jobs, a job with a small payload.
 SMALL_BODY_BYTES = 256 * 1024
 _READ_CHUNK_BYTES = 256 * 1024
-
-
-def _malloc_trim() -> ctypes._NamedFuncPointer | None:
-    """glibc's `malloc_trim`, or None elsewhere (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def give_back_memory() -> None:
-    """Returns the heap's free pages to the system. glibc keeps what large bodies were parsed
-    into for the next ones (150 MiB after twenty 10 MiB POSTs), which a pod's memory limit
-    counts; giving it back costs about a millisecond, after each large body."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 class BodyBudget:
