@@ -9,7 +9,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes.aio import client
@@ -20,6 +20,7 @@ from scheduler.backends.kubernetes.client import KubeApi
 from scheduler.backends.kubernetes.manifests import ANNOTATION_ATTEMPT_PREFIX, identity_labels
 from scheduler.backends.kubernetes.metrics import (
     NOT_SERVED,
+    SLICE_ITEMS,
     Figures,
     Sample,
     UsageSampler,
@@ -109,6 +110,38 @@ def test_cpu_seconds_add_up_each_new_sample_s_rate_over_the_time_it_stands_for()
     usage = figures.usage()
     assert (usage.peak_memory_bytes, usage.samples, usage.estimated) == (200 * MIB, 3, True)
     assert usage.cpu_seconds == pytest.approx(5 + 15 + 6)
+
+
+class _ManyPodsMetrics:
+    """A metrics API whose list holds `pods` PodMetrics."""
+
+    def __init__(self, pods: int) -> None:
+        self.items = [
+            {**POD_METRICS, "metadata": {**POD_METRICS["metadata"], "name": f"pod-{n}"}}
+            for n in range(pods)
+        ]
+
+    async def pod_metrics(self, selector: str) -> dict[str, Any]:
+        return {"items": self.items}
+
+
+async def test_taking_in_many_pods_metrics_lets_other_work_run_in_between() -> None:
+    sampler = UsageSampler(cast(KubeApi, _ManyPodsMetrics(4 * SLICE_ITEMS)), IDENTITY)
+    turns = 0
+
+    async def ticking() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    ticker = asyncio.create_task(ticking())
+    await asyncio.sleep(0)
+    turns = 0
+    await sampler.discover()
+    ticker.cancel()
+    assert turns >= 3
+    assert sampler.usage(f"pod-{4 * SLICE_ITEMS - 1}") is not None
 
 
 def test_an_attempt_s_record_keeps_what_it_used_with_what_it_kept_before() -> None:
