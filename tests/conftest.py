@@ -5,6 +5,7 @@ which run a test of the shared API suite once on each backend."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -78,6 +79,27 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def counting_turns() -> AsyncIterator[Callable[[], int]]:
+    """How many turns of the event loop other work got while the block ran: a block that never
+    yields gives it none."""
+    turns = 0
+
+    async def taking_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    other = asyncio.create_task(taking_turns())
+    await asyncio.sleep(0)
+    turns = 0
+    try:
+        yield lambda: turns
+    finally:
+        other.cancel()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from scheduler.api.keys import BATCHES
 from scheduler.domain.batches import JOBS_PER_SLICE
 from scheduler.domain.defaults import MAX_EXPANDED_BATCH_BYTES
 from scheduler.models import BatchScheduleDescription
-from tests.conftest import NAMESPACE, ClientFactory, wait_for_status
+from tests.conftest import NAMESPACE, ClientFactory, counting_turns, wait_for_status
 from tests.fakekube import FakeKube
 
 MIB = 1024 * 1024
@@ -139,21 +139,9 @@ async def test_a_batch_is_built_a_slice_of_jobs_at_a_time_letting_others_run(
     description = BatchScheduleDescription.model_validate_json(
         batch({"A": "1"}, [{}] * 500, command=LONG)
     )
-    turns = 0
-
-    async def taking_turns() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    other = asyncio.create_task(taking_turns())
-    await asyncio.sleep(0)
-    try:
+    async with counting_turns() as turns:
         request = await client.app[BATCHES]._request(description, "etl-batch")
-    finally:
-        other.cancel()
     assert len(request.jobs) == 500
-    assert turns >= 500 // JOBS_PER_SLICE - 1
+    assert turns() >= 500 // JOBS_PER_SLICE - 1
     # Jobs without variables of their own share one environment map, not 500 copies.
     assert len({id(job.env) for job in request.jobs}) == 1

@@ -51,36 +51,21 @@ async def answering_ok(request: Request, peer: Peer) -> None:
     peer.write(answer(200, b"ok"))
 
 
-class HttpServer:
-    """HTTP/1.1 on 127.0.0.1 (TLS with `ssl_context`): each request, once whole, goes to
-    `answerer`, which writes what it likes."""
+class _LoopbackServer:
+    """A server on 127.0.0.1 whose connections and tasks end with it."""
 
-    def __init__(
-        self, answerer: Answerer = answering_ok, ssl_context: ssl.SSLContext | None = None
-    ):
-        self._answerer = answerer
-        self._ssl = ssl_context
+    scheme = "http"
+
+    def __init__(self) -> None:
         self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.Transport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.requests: list[Request] = []
-        self.connections = 0
-        self.closed_connections = 0
-        self.in_flight = 0
-        self.most_in_flight = 0
 
     @property
     def url(self) -> URL:
         assert self._server is not None
         port = self._server.sockets[0].getsockname()[1]
-        return URL.build(scheme="https" if self._ssl else "http", host="127.0.0.1", port=port)
-
-    async def __aenter__(self) -> HttpServer:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _ServerConnection(self), "127.0.0.1", 0, ssl=self._ssl
-        )
-        return self
+        return URL.build(scheme=self.scheme, host="127.0.0.1", port=port)
 
     async def __aexit__(
         self,
@@ -96,6 +81,32 @@ class HttpServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
+
+
+class HttpServer(_LoopbackServer):
+    """HTTP/1.1 on 127.0.0.1 (TLS with `ssl_context`): each request, once whole, goes to
+    `answerer`, which writes what it likes."""
+
+    def __init__(
+        self, answerer: Answerer = answering_ok, ssl_context: ssl.SSLContext | None = None
+    ):
+        super().__init__()
+        self._answerer = answerer
+        self._ssl = ssl_context
+        if ssl_context is not None:
+            self.scheme = "https"
+        self.requests: list[Request] = []
+        self.connections = 0
+        self.closed_connections = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def __aenter__(self) -> HttpServer:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ServerConnection(self), "127.0.0.1", 0, ssl=self._ssl
+        )
+        return self
 
     def _connected(self, transport: asyncio.Transport) -> int:
         self._transports.add(transport)
@@ -173,54 +184,31 @@ class _ServerConnection(asyncio.Protocol):
         self._server._received(request, Peer(self._transport))
 
 
-class ConnectProxy:
+class ConnectProxy(_LoopbackServer):
     """A forward proxy on 127.0.0.1 that takes CONNECT only: it records each request and then
     answers `status`; on 200 it passes the bytes both ways between the client and the target."""
 
     def __init__(self, status: int = 200) -> None:
+        super().__init__()
         self._status = status
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.requests: list[Request] = []
-
-    @property
-    def url(self) -> URL:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return URL.build(scheme="http", host="127.0.0.1", port=port)
 
     async def __aenter__(self) -> ConnectProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(cast("asyncio.Task[None]", task))
-        self._writers.add(writer)
+        self._transports.add(writer.transport)
         try:
             await self._tunnel(reader, writer)
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
-            self._writers.discard(writer)
+            self._transports.discard(writer.transport)
 
     async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -239,13 +227,13 @@ class ConnectProxy:
             return
         host, port = target.rsplit(":", 1)
         upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
-        self._writers.add(upstream_writer)
+        self._transports.add(upstream_writer.transport)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         try:
             await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
         finally:
             upstream_writer.close()
-            self._writers.discard(upstream_writer)
+            self._transports.discard(upstream_writer.transport)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -29,7 +29,15 @@ from scheduler.backends.kubernetes.metrics import (
 )
 from scheduler.backends.kubernetes.records import kept_attempt
 from scheduler.backends.kubernetes.records import pod_record as record_of
-from tests.conftest import NAMESPACE, ClientFactory, ok_json, post_job, wait_for_status, wait_until
+from tests.conftest import (
+    NAMESPACE,
+    ClientFactory,
+    counting_turns,
+    ok_json,
+    post_job,
+    wait_for_status,
+    wait_until,
+)
 from tests.factories import at, pod_record
 from tests.fakekube import FakeKube
 from tests.fakekube.testing import job_manifest
@@ -127,20 +135,9 @@ class _ManyPodsMetrics:
 
 async def test_taking_in_many_pods_metrics_lets_other_work_run_in_between() -> None:
     sampler = UsageSampler(cast(KubeApi, _ManyPodsMetrics(4 * SLICE_ITEMS)), IDENTITY)
-    turns = 0
-
-    async def ticking() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    ticker = asyncio.create_task(ticking())
-    await asyncio.sleep(0)
-    turns = 0
-    await sampler.discover()
-    ticker.cancel()
-    assert turns >= 3
+    async with counting_turns() as turns:
+        await sampler.discover()
+    assert turns() >= 3
     assert sampler.usage(f"pod-{4 * SLICE_ITEMS - 1}") is not None
 
 
