@@ -173,7 +173,9 @@ class KubeApi:
         self._configuration: Any = configuration
         self._calls: HttpPool | None = None
         self._streams: aiohttp.ClientSession | None = None
-        self._options: dict[str, Any] = {}
+        # The watches' and log streams' own: aiohttp's request options, and the server's origin.
+        self._stream_options: dict[str, Any] = {}
+        self._streams_origin = ""
         self._paths: dict[Resource, str] = {}
         self._pod_metrics_path = ""
 
@@ -193,11 +195,11 @@ class KubeApi:
         # The client's own TLS setup: CA bundle, client certificates, verification switches.
         ssl_context = k8s_rest.RESTClientObject(configuration).ssl_context
         proxy = proxy_for(configuration)
-        self._options = {"proxy": proxy}
+        self._stream_options = {"proxy": proxy}
         if configuration.proxy_headers:
-            self._options["proxy_headers"] = configuration.proxy_headers
+            self._stream_options["proxy_headers"] = configuration.proxy_headers
         if configuration.tls_server_name:
-            self._options["server_hostname"] = configuration.tls_server_name
+            self._stream_options["server_hostname"] = configuration.tls_server_name
         headers = {"User-Agent": USER_AGENT, "Accept": JSON}
         try:
             self._calls = HttpPool(
@@ -275,7 +277,7 @@ class KubeApi:
                 params=params,
                 headers=await self._headers(),
                 timeout=aiohttp.ClientTimeout(total=within_seconds),
-                **self._options,
+                **self._stream_options,
             )
         except _NETWORK_ERRORS as exc:
             raise _unreachable(exc) from exc
